@@ -1,0 +1,3 @@
+DROP TABLE users;
+DROP TABLE ticket_types;
+DROP TABLE events;

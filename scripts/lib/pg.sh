@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/dev, scripts/test and scripts/bench: find PostgreSQL's server
+# programs and run a private cluster under target/ (created once, reused afterwards).
+
+# Prints the directory holding pg_ctl and initdb, or nothing.
+pg_bindir() {
+  local d
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return
+  fi
+  for d in $(ls -d /usr/lib/postgresql/*/bin /usr/local/pgsql/bin /opt/homebrew/opt/postgresql*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ]; then
+      echo "$d"
+      return
+    fi
+  done
+}
+
+pg_missing_help() {
+  cat >&2 <<'MSG'
+PostgreSQL's server programs (initdb, pg_ctl) were not found, so no private database can be started.
+Install PostgreSQL, for example:
+  Debian/Ubuntu:  sudo apt-get install -y postgresql
+  macOS:          brew install postgresql@16
+or point the script at a running server with DATABASE_URL (scripts/dev) or TEST_DATABASE_URL (scripts/test),
+for example postgres://postgres@127.0.0.1:5432/postgres
+MSG
+}
+
+# Runs a command as the cluster's owner: PostgreSQL refuses to run as root.
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# start_private_pg DIR PORT MODE: makes sure a cluster in DIR listens on 127.0.0.1:PORT and
+# prints its admin URL. MODE "test" turns durability off (fast, throwaway data).
+start_private_pg() {
+  local dir=$1 port=$2 mode=${3:-dev} bindir data sock opts
+  bindir=$(pg_bindir)
+  if [ -z "$bindir" ]; then
+    pg_missing_help
+    return 1
+  fi
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "Running as root, but there is no 'postgres' user to own the cluster (PostgreSQL refuses root)." >&2
+    echo "Create one with: useradd --system --home-dir /var/lib/postgresql postgres" >&2
+    return 1
+  fi
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  data="$dir/data"
+  sock="$dir/run"
+  mkdir -p "$sock"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    echo "Creating a private PostgreSQL cluster in $data" >&2
+    pg_as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 || {
+      cat "$dir/initdb.log" >&2
+      return 1
+    }
+  fi
+  if ! pg_as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    opts="-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if [ "$mode" = test ]; then
+      opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    echo "Starting PostgreSQL on 127.0.0.1:$port (log: $dir/server.log)" >&2
+    pg_as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null || {
+      echo "PostgreSQL did not start; the end of its log:" >&2
+      tail -n 20 "$dir/server.log" >&2
+      return 1
+    }
+  fi
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# stop_private_pg DIR: stops the cluster in DIR if it runs.
+stop_private_pg() {
+  local dir=$1 bindir
+  bindir=$(pg_bindir)
+  [ -n "$bindir" ] && [ -f "$dir/data/PG_VERSION" ] || return 0
+  pg_as_owner "$bindir/pg_ctl" -D "$(cd "$dir" && pwd)/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# with_db URL NAME: the same server URL pointing at database NAME.
+with_db() {
+  local url=$1 name=$2 base query=""
+  base=${url%%\?*}
+  [ "$base" != "$url" ] && query="?${url#*\?}"
+  echo "${base%/*}/$name$query"
+}

@@ -1,0 +1,460 @@
+//! Typed application configuration: read once at start from the environment (after
+//! `.env.local` or `.env.production`, chosen by `APP_ENV`), validated all together, so that a
+//! missing or malformed setting stops the app with the variable's name and what is expected.
+//! Secrets (database password, secret key) are never printed, not even by `Debug`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+
+/// Which environment the app runs in; decides the env file and the strictness of checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Local,
+    Production,
+}
+
+impl AppEnv {
+    pub fn env_file(self) -> &'static str {
+        match self {
+            AppEnv::Local => ".env.local",
+            AppEnv::Production => ".env.production",
+        }
+    }
+
+    pub fn is_production(self) -> bool {
+        self == AppEnv::Production
+    }
+}
+
+/// How request and application logs are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting of the app. Built by [`Config::load`] (the process environment) or
+/// [`Config::from_lookup`] (any source; tests use a map).
+#[derive(Clone)]
+pub struct Config {
+    pub app_env: AppEnv,
+    pub database_url: String,
+    pub database_pool_size: u32,
+    pub database_timeout_secs: u64,
+    pub bind_address: IpAddr,
+    pub port: u16,
+    pub workers: usize,
+    /// Public URL of the site without a trailing slash, used in sitemap and emailed links.
+    pub base_url: String,
+    /// 64 bytes used to sign and encrypt private cookies.
+    pub secret_key: Vec<u8>,
+    /// True when `SECRET_KEY` was not set and a random key was made for this run (local only).
+    pub secret_key_generated: bool,
+    pub site_name: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub template_dir: PathBuf,
+    pub static_dir: PathBuf,
+    /// How long a hold keeps its seats before the sweeper releases them.
+    pub hold_minutes: u32,
+}
+
+/// One thing wrong with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// All the problems found in the configuration; `Display` names each variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// True when one of the problems is about `var`.
+    pub fn mentions(&self, var: &str) -> bool {
+        self.problems.iter().any(|p| p.var == var)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {}", p.var, p.message)?;
+        }
+        write!(
+            f,
+            "See .env.example for every variable and what it expects."
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("app_env", &self.app_env)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("database_timeout_secs", &self.database_timeout_secs)
+            .field("bind_address", &self.bind_address)
+            .field("port", &self.port)
+            .field("workers", &self.workers)
+            .field("base_url", &self.base_url)
+            .field("secret_key", &"<redacted>")
+            .field("site_name", &self.site_name)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("template_dir", &self.template_dir)
+            .field("static_dir", &self.static_dir)
+            .field("hold_minutes", &self.hold_minutes)
+            .finish()
+    }
+}
+
+/// Hides the password in a `postgres://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Collects typed values and problems while reading variables.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.lookup)(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn problem(&mut self, var: &'static str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            var,
+            message: message.into(),
+        });
+    }
+
+    fn required(&mut self, var: &'static str, expected: &str) -> Option<String> {
+        let value = self.raw(var);
+        if value.is_none() {
+            self.problem(var, format!("is required but not set; expected {expected}"));
+        }
+        value
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &mut self,
+        var: &'static str,
+        default: T,
+        expected: &str,
+        valid: impl Fn(&T) -> bool,
+    ) -> T {
+        match self.raw(var) {
+            None => default,
+            Some(text) => match text.parse::<T>() {
+                Ok(value) if valid(&value) => value,
+                _ => {
+                    self.problem(var, format!("expected {expected}, got {text:?}"));
+                    default
+                }
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads `APP_ENV`, loads the matching env file without overriding real environment
+    /// variables, then reads and validates every setting from the process environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let app_env = std::env::var("APP_ENV").unwrap_or_else(|_| "local".into());
+        let file = match app_env.trim() {
+            "production" => Some(AppEnv::Production.env_file()),
+            "local" | "" => Some(AppEnv::Local.env_file()),
+            _ => None, // reported by from_lookup
+        };
+        if let Some(file) = file {
+            match dotenvy::from_filename(file) {
+                Ok(_) => {}
+                Err(e) if e.not_found() => {}
+                Err(e) => {
+                    return Err(ConfigError {
+                        problems: vec![Problem {
+                            var: "APP_ENV",
+                            message: format!("could not read {file}: {e}"),
+                        }],
+                    })
+                }
+            }
+        }
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from a map of variables (tests and tools).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| vars.get(name).cloned())
+    }
+
+    /// Reads and validates every setting through `lookup`; reports all problems at once.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+
+        let app_env = match r.raw("APP_ENV").as_deref() {
+            None | Some("local") => AppEnv::Local,
+            Some("production") => AppEnv::Production,
+            Some(other) => {
+                r.problem(
+                    "APP_ENV",
+                    format!("expected \"local\" or \"production\", got {other:?}"),
+                );
+                AppEnv::Local
+            }
+        };
+        let production = app_env.is_production();
+
+        let database_url = r
+            .required(
+                "DATABASE_URL",
+                "a PostgreSQL URL such as postgres://user:password@host:5432/dbname",
+            )
+            .unwrap_or_default();
+        let postgres_scheme =
+            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+        if !database_url.is_empty() && !postgres_scheme {
+            r.problem(
+                "DATABASE_URL",
+                format!(
+                    "expected a URL starting with postgres:// or postgresql://, got {:?}",
+                    redact_url(&database_url)
+                ),
+            );
+        }
+        let database_pool_size = r.parsed(
+            "DATABASE_POOL_SIZE",
+            10u32,
+            "a whole number from 1 to 200",
+            |n| (1..=200).contains(n),
+        );
+        let database_timeout_secs = r.parsed(
+            "DATABASE_TIMEOUT_SECONDS",
+            5u64,
+            "a whole number of seconds from 1 to 120",
+            |n| (1..=120).contains(n),
+        );
+
+        let default_bind: IpAddr = if production {
+            "0.0.0.0".parse().unwrap()
+        } else {
+            "127.0.0.1".parse().unwrap()
+        };
+        let bind_address = r.parsed(
+            "BIND_ADDRESS",
+            default_bind,
+            "an IP address such as 127.0.0.1 or 0.0.0.0",
+            |_| true,
+        );
+        let port = r.parsed("PORT", 8000u16, "a port number from 1 to 65535", |p| *p > 0);
+        let default_workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let workers = r.parsed(
+            "WORKERS",
+            default_workers,
+            "a whole number of worker threads from 1 to 256",
+            |n| (1..=256).contains(n),
+        );
+
+        let base_url = match r.raw("BASE_URL") {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None if production => {
+                r.problem(
+                    "BASE_URL",
+                    "is required in production; expected the public https:// URL of the site",
+                );
+                String::new()
+            }
+            None => format!("http://127.0.0.1:{port}"),
+        };
+        if !base_url.is_empty() {
+            let scheme_ok = base_url.starts_with("https://")
+                || (!production && base_url.starts_with("http://"));
+            let host = base_url.split("://").nth(1).unwrap_or("");
+            if !scheme_ok || host.is_empty() || host.contains(char::is_whitespace) {
+                r.problem(
+                    "BASE_URL",
+                    if production {
+                        format!("expected an https:// URL such as https://tickets.example.com, got {base_url:?}")
+                    } else {
+                        format!("expected an http:// or https:// URL, got {base_url:?}")
+                    },
+                );
+            }
+        }
+
+        let (secret_key, secret_key_generated) = match r.raw("SECRET_KEY") {
+            Some(text) => match base64::engine::general_purpose::STANDARD.decode(&text) {
+                Ok(bytes) if bytes.len() == 64 => (bytes, false),
+                _ => {
+                    r.problem(
+                        "SECRET_KEY",
+                        "expected 64 random bytes in base64 (make one with: openssl rand -base64 64 | tr -d '\\n'); the value given is not that",
+                    );
+                    (vec![0; 64], false)
+                }
+            },
+            None if production => {
+                r.problem(
+                    "SECRET_KEY",
+                    "is required in production; expected 64 random bytes in base64 (openssl rand -base64 64 | tr -d '\\n')",
+                );
+                (vec![0; 64], false)
+            }
+            None => (crate::tokens::random_bytes(64), true),
+        };
+
+        let site_name = r.raw("SITE_NAME").unwrap_or_else(|| "Tickets".into());
+        if site_name.chars().count() > 80 {
+            r.problem("SITE_NAME", "expected at most 80 characters");
+        }
+
+        let log_format = match r.raw("LOG_FORMAT").as_deref() {
+            None => {
+                if production {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Pretty
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                r.problem(
+                    "LOG_FORMAT",
+                    format!("expected \"pretty\" or \"json\", got {other:?}"),
+                );
+                LogFormat::Pretty
+            }
+        };
+        let log_level = r.raw("LOG_LEVEL").unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            r.problem(
+                "LOG_LEVEL",
+                format!("expected a level (error, warn, info, debug, trace) or a filter such as \"info,ticketing=debug\", got {log_level:?}"),
+            );
+        }
+
+        let template_dir =
+            PathBuf::from(r.raw("TEMPLATE_DIR").unwrap_or_else(|| "templates".into()));
+        if !template_dir.is_dir() {
+            r.problem(
+                "TEMPLATE_DIR",
+                format!("expected a directory of Tera templates, but {template_dir:?} is not a directory"),
+            );
+        }
+        let static_dir = PathBuf::from(r.raw("STATIC_DIR").unwrap_or_else(|| "static".into()));
+        if !static_dir.is_dir() {
+            r.problem(
+                "STATIC_DIR",
+                format!(
+                    "expected a directory of static files, but {static_dir:?} is not a directory"
+                ),
+            );
+        }
+
+        let hold_minutes = r.parsed(
+            "HOLD_MINUTES",
+            15u32,
+            "a whole number of minutes from 1 to 120",
+            |n| (1..=120).contains(n),
+        );
+
+        if !r.problems.is_empty() {
+            return Err(ConfigError {
+                problems: r.problems,
+            });
+        }
+        Ok(Config {
+            app_env,
+            database_url,
+            database_pool_size,
+            database_timeout_secs,
+            bind_address,
+            port,
+            workers,
+            base_url,
+            secret_key,
+            secret_key_generated,
+            site_name,
+            log_format,
+            log_level,
+            template_dir,
+            static_dir,
+            hold_minutes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tickets"),
+            "postgres://app:***@db:5432/tickets"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let cfg = Config::from_map(&vars(&[(
+            "DATABASE_URL",
+            "postgres://app:hunter2@localhost/t",
+        )]))
+        .unwrap();
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+}

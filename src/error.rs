@@ -1,0 +1,149 @@
+//! The one application error type. It carries an HTTP status, a message safe to show the
+//! user, and the source error for the log. It renders the HTML error page, or JSON when the
+//! client asked for JSON. Policy: Diesel `NotFound` → 404; no connection from the pool or a
+//! lost connection → 503; every other database or internal failure → 500 with the details
+//! only in the log.
+
+use std::fmt;
+
+use rocket::http::{ContentType, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+use rocket::serde::json::Json;
+use rocket_dyn_templates::Template;
+use serde_json::json;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug)]
+pub struct AppError {
+    pub status: Status,
+    /// Shown to the user; never contains internal details.
+    pub message: String,
+    /// Logged, never shown.
+    pub source: Option<String>,
+}
+
+impl AppError {
+    pub fn new(status: Status, message: impl Into<String>) -> AppError {
+        AppError {
+            status,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn not_found() -> AppError {
+        AppError::new(Status::NotFound, default_message(Status::NotFound))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> AppError {
+        AppError::new(Status::BadRequest, message)
+    }
+
+    pub fn unavailable(source: impl fmt::Display) -> AppError {
+        AppError {
+            status: Status::ServiceUnavailable,
+            message: default_message(Status::ServiceUnavailable).into(),
+            source: Some(source.to_string()),
+        }
+    }
+
+    pub fn internal(source: impl fmt::Display) -> AppError {
+        AppError {
+            status: Status::InternalServerError,
+            message: default_message(Status::InternalServerError).into(),
+            source: Some(source.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.code, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, " ({source})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::not_found(),
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => AppError::unavailable(info.message()),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(e: diesel::r2d2::PoolError) -> AppError {
+        AppError::unavailable(format!("no database connection: {e}"))
+    }
+}
+
+/// The message shown for a status when the handler gave none.
+pub fn default_message(status: Status) -> &'static str {
+    match status.code {
+        400 => "The request could not be understood.",
+        403 => "You are not allowed to do that.",
+        404 => "We could not find that page. The link may be wrong or the event may no longer be available.",
+        405 => "That action is not allowed here.",
+        409 => "That changed while you were looking at it. Please try again.",
+        413 => "That was too large.",
+        422 => "Some of what was sent could not be processed.",
+        429 => "Too many attempts. Please wait a moment and try again.",
+        503 => "The site is briefly unavailable. Please try again in a moment.",
+        _ => "Something went wrong on our side. Please try again.",
+    }
+}
+
+fn wants_json(req: &Request<'_>) -> bool {
+    req.accept()
+        .map(|a| a.preferred().media_type().is_json())
+        .unwrap_or(false)
+        || req.format().map(|f| f.is_json()).unwrap_or(false) && req.accept().is_none()
+}
+
+/// Renders an error response for `status` with `message`: JSON for JSON clients, else the
+/// HTML error page. Shared by [`AppError`] and the catchers so that, for example, a wrong
+/// private-event token and a missing page give byte-identical 404 responses.
+pub fn render_error(req: &Request<'_>, status: Status, message: &str) -> response::Result<'static> {
+    if wants_json(req) {
+        let body = Json(json!({ "error": { "status": status.code, "message": message } }));
+        return Response::build_from(body.respond_to(req)?)
+            .status(status)
+            .header(ContentType::JSON)
+            .ok();
+    }
+    let page = Template::render(
+        "error",
+        json!({
+            "title": status.reason().unwrap_or("Error"),
+            "status": status.code,
+            "message": message,
+        }),
+    );
+    Response::build_from(page.respond_to(req)?)
+        .status(status)
+        .ok()
+}
+
+impl<'r> Responder<'r, 'static> for AppError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if self.status.code >= 500 {
+            tracing::error!(status = self.status.code, source = ?self.source, path = %req.uri(), "request failed");
+        } else if let Some(source) = &self.source {
+            tracing::debug!(status = self.status.code, source = %source, "request refused");
+        }
+        render_error(req, self.status, &self.message)
+    }
+}

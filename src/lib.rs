@@ -1,0 +1,130 @@
+//! An event ticketing site: public and private event pages, holds that never oversell,
+//! PayPal checkout, mail and waivers, and an admin area. [`rocket`] builds the whole app
+//! from a typed [`Config`] and a [`Db`], so tests build exactly what production runs.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fairings;
+pub mod logging;
+pub mod models;
+pub mod money;
+pub mod passwords;
+pub mod routes;
+pub mod schema;
+pub mod seed;
+pub mod timefmt;
+pub mod tokens;
+pub mod views;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rocket::fs::FileServer;
+use rocket::http::Status;
+use rocket::{catch, catchers, Build, Request, Rocket};
+use rocket_dyn_templates::{tera, Template};
+use sha2::{Digest, Sha256};
+
+pub use config::Config;
+pub use db::Db;
+
+/// Facts about this running instance, available to handlers as Rocket state.
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    pub base_url: String,
+    pub site_name: String,
+    pub production: bool,
+    /// Short hash of the static files, appended to their URLs for cache busting.
+    pub static_version: String,
+}
+
+/// Connects the pool for `config` (without waiting for the server).
+pub fn connect(config: &Config) -> Db {
+    Db::new(
+        &config.database_url,
+        config.database_pool_size,
+        Duration::from_secs(config.database_timeout_secs),
+    )
+}
+
+/// Builds the Rocket application: every area mounted, templates, static files, catchers.
+pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
+    let figment = rocket::Config::figment()
+        .merge(("address", config.bind_address))
+        .merge(("port", config.port))
+        .merge(("workers", config.workers))
+        .merge(("secret_key", config.secret_key.clone()))
+        .merge(("template_dir", config.template_dir.clone()))
+        .merge(("ident", config.site_name.clone()))
+        .merge(("log_level", rocket::config::LogLevel::Off))
+        .merge(("cli_colors", false))
+        .merge(("shutdown.grace", 10))
+        .merge(("shutdown.mercy", 5));
+
+    let info = AppInfo {
+        base_url: config.base_url.clone(),
+        site_name: config.site_name.clone(),
+        production: config.app_env.is_production(),
+        static_version: static_version(&config.static_dir),
+    };
+    let (site_name, version) = (info.site_name.clone(), info.static_version.clone());
+    let templates = Template::custom(move |engines| {
+        let (site_name, version) = (site_name.clone(), version.clone());
+        engines.tera.register_function(
+            "site_name",
+            move |_: &std::collections::HashMap<String, tera::Value>| {
+                Ok(tera::Value::String(site_name.clone()))
+            },
+        );
+        engines.tera.register_function(
+            "static_url",
+            move |args: &std::collections::HashMap<String, tera::Value>| {
+                let path = args
+                    .get("path")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| tera::Error::msg("static_url needs path=\"...\""))?;
+                Ok(tera::Value::String(format!("/static/{path}?v={version}")))
+            },
+        );
+    });
+
+    let rocket = rocket::custom(figment)
+        .manage(db)
+        .manage(info)
+        .attach(templates)
+        .attach(fairings::RequestLog)
+        .attach(fairings::Headers)
+        .register("/", catchers![default_catcher])
+        .mount("/static", FileServer::from(&config.static_dir).rank(20));
+    routes::mount(rocket)
+}
+
+/// Every error status not produced by a handler gets the same page as [`error::AppError`].
+#[catch(default)]
+fn default_catcher(status: Status, req: &Request<'_>) -> error::AppError {
+    let _ = req;
+    error::AppError::new(status, error::default_message(status))
+}
+
+/// A short content hash of every file under `dir`, so a changed file gets a new URL.
+pub fn static_version(dir: &Path) -> String {
+    fn walk(dir: &Path, hasher: &mut Sha256) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            if path.is_dir() {
+                walk(&path, hasher);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                hasher.update(path.to_string_lossy().as_bytes());
+                hasher.update(&bytes);
+            }
+        }
+    }
+    let mut hasher = Sha256::new();
+    walk(dir, &mut hasher);
+    hex::encode(&hasher.finalize()[..6])
+}

@@ -1,0 +1,16 @@
+//! The HTTP areas of SPEC §1, one module each. Every module exposes `routes()`; [`mount`]
+//! is the one place that mounts them under their prefixes.
+
+use rocket::{Build, Rocket};
+
+pub mod ops;
+pub mod private;
+pub mod public;
+
+/// Mounts every area under its prefix.
+pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket
+        .mount("/", public::routes())
+        .mount("/p", private::routes())
+        .mount("/", ops::routes())
+}

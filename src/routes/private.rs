@@ -1,0 +1,34 @@
+//! Private area (`/p/<token>`): a private event reached only through its secret link.
+//! Any wrong, malformed or rotated token gets exactly the 404 of a missing page; every
+//! response under `/p/` carries `X-Robots-Tag: noindex` (see `fairings`).
+
+use chrono::Utc;
+use rocket::{get, routes, Route, State};
+use rocket_dyn_templates::Template;
+
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::models::Event;
+use crate::routes::public::render_event;
+use crate::tokens::looks_like_token;
+use crate::views::EventView;
+
+pub fn routes() -> Vec<Route> {
+    routes![private_event]
+}
+
+#[get("/<token>")]
+async fn private_event(db: &State<Db>, token: &str) -> AppResult<Template> {
+    if !looks_like_token(token) {
+        return Err(AppError::not_found());
+    }
+    let lookup = token.to_string();
+    let now = Utc::now();
+    let view = db
+        .run(move |conn| {
+            let (event, types) = Event::find_private_with_types(conn, &lookup)?;
+            Ok(EventView::new(&event, &types, now))
+        })
+        .await?;
+    Ok(render_event(view, Some(token)))
+}

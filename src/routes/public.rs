@@ -1,0 +1,138 @@
+//! Public area (`/`): the listing of upcoming public events, event pages, the sitemap and
+//! robots.txt. Drafts and private events never appear here.
+
+use chrono::Utc;
+use rocket::http::ContentType;
+use rocket::{get, routes, Route, State};
+use rocket_dyn_templates::Template;
+use serde_json::json;
+
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::models::{Event, TicketType};
+use crate::views::{EventCard, EventView};
+use crate::AppInfo;
+
+/// Events per listing page.
+pub const PAGE_SIZE: i64 = 12;
+
+pub fn routes() -> Vec<Route> {
+    routes![listing, event_page, sitemap, robots]
+}
+
+#[get("/?<page>")]
+async fn listing(db: &State<Db>, page: Option<i64>) -> AppResult<Template> {
+    let page = page.unwrap_or(1).max(1);
+    let now = Utc::now();
+    let (cards, total) = db
+        .run(move |conn| {
+            let (events, total) =
+                Event::list_upcoming_public(conn, now, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
+            let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+            let types = TicketType::for_events(conn, &ids)?;
+            let cards: Vec<EventCard> = events
+                .iter()
+                .map(|e| {
+                    let mine: Vec<TicketType> = types
+                        .iter()
+                        .filter(|t| t.event_id == e.id)
+                        .cloned()
+                        .collect();
+                    EventCard::new(e, &mine)
+                })
+                .collect();
+            Ok((cards, total))
+        })
+        .await?;
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    if page > pages {
+        return Err(AppError::not_found());
+    }
+    Ok(Template::render(
+        "index",
+        json!({
+            "title": "Upcoming events",
+            "events": cards,
+            "page": page,
+            "pages": pages,
+            "total": total,
+            "prev_page": if page > 1 { Some(page - 1) } else { None },
+            "next_page": if page < pages { Some(page + 1) } else { None },
+        }),
+    ))
+}
+
+#[get("/events/<slug>")]
+async fn event_page(db: &State<Db>, slug: &str) -> AppResult<Template> {
+    let slug = slug.to_string();
+    let now = Utc::now();
+    let view = db
+        .run(move |conn| {
+            let (event, types) = Event::find_public_with_types(conn, &slug)?;
+            Ok(EventView::new(&event, &types, now))
+        })
+        .await?;
+    Ok(render_event(view, None))
+}
+
+/// Renders the event page for a public event or, with `private_token`, a private one.
+pub fn render_event(view: EventView, private_token: Option<&str>) -> Template {
+    let base = match private_token {
+        Some(token) => format!("/p/{token}"),
+        None => format!("/events/{}", view.slug),
+    };
+    Template::render(
+        "event",
+        json!({
+            "title": view.title,
+            "event": view,
+            "private": private_token.is_some(),
+            "event_base": base,
+        }),
+    )
+}
+
+#[get("/sitemap.xml")]
+async fn sitemap(db: &State<Db>, app: &State<AppInfo>) -> AppResult<(ContentType, Template)> {
+    let now = Utc::now();
+    let entries = db
+        .run(move |conn| Ok(Event::all_upcoming_public(conn, now)?))
+        .await?;
+    let urls: Vec<_> = entries
+        .into_iter()
+        .map(|(slug, updated)| {
+            json!({
+                "loc": xml_escape(&format!("{}/events/{}", app.base_url, slug)),
+                "lastmod": updated.format("%Y-%m-%d").to_string(),
+            })
+        })
+        .collect();
+    Ok((
+        ContentType::XML,
+        Template::render(
+            "sitemap",
+            json!({ "home": xml_escape(&format!("{}/", app.base_url)), "urls": urls }),
+        ),
+    ))
+}
+
+#[get("/robots.txt")]
+fn robots(app: &State<AppInfo>) -> (ContentType, String) {
+    (
+        ContentType::Plain,
+        format!(
+            "User-agent: *\nDisallow: /p/\nDisallow: /admin\nDisallow: /checkout\nDisallow: /bookings\nDisallow: /payments\nDisallow: /waivers\nAllow: /\n\nSitemap: {}/sitemap.xml\n",
+            app.base_url
+        ),
+    )
+}
+
+/// Escapes text for XML (the sitemap's URLs are written through `| safe`, since Tera's HTML
+/// escaping would also turn every `/` into `&#x2F;`).
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}

@@ -1,0 +1,143 @@
+//! Serializable view models for templates: events and ticket types as a buyer sees them,
+//! with prices formatted and times shown in the event's own time zone.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::models::ticket_type::SaleState;
+use crate::models::{Event, TicketType};
+use crate::timefmt;
+
+/// An event in the listing.
+#[derive(Debug, Serialize)]
+pub struct EventCard {
+    pub url: String,
+    pub title: String,
+    pub venue: String,
+    pub when: String,
+    pub month: String,
+    pub day: String,
+    pub price_from: Option<String>,
+    pub seats_left: i32,
+    pub sold_out: bool,
+}
+
+impl EventCard {
+    pub fn new(event: &Event, types: &[TicketType]) -> EventCard {
+        let tz = event.tz();
+        let local = event.starts_at.with_timezone(&tz);
+        let cheapest = types.iter().min_by_key(|t| t.price_minor);
+        EventCard {
+            url: format!("/events/{}", event.slug),
+            title: event.title.clone(),
+            venue: event.venue.clone(),
+            when: timefmt::local_range(event.starts_at, event.ends_at, tz),
+            month: local.format("%b").to_string(),
+            day: local.format("%-d").to_string(),
+            price_from: cheapest.map(|t| t.price().display()),
+            seats_left: event.seats_left(),
+            sold_out: event.seats_left() == 0,
+        }
+    }
+}
+
+/// One ticket type on an event page.
+#[derive(Debug, Serialize)]
+pub struct TicketTypeView {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub price: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub seats_left: i32,
+    pub state: &'static str,
+    pub max_per_booking: i32,
+    /// Most a buyer can pick now: the per-booking maximum, capped by the seats left.
+    pub max_choice: i32,
+    pub opens_at: Option<String>,
+    pub closes_at: Option<String>,
+}
+
+/// An event page.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description_paragraphs: Vec<String>,
+    pub venue: String,
+    pub timezone: String,
+    pub when: String,
+    pub starts_at_utc: String,
+    pub ends_at_utc: String,
+    pub capacity: i32,
+    pub seats_left: i32,
+    pub sold_out: bool,
+    pub ended: bool,
+    pub on_sale: bool,
+    pub waiver_required: bool,
+    pub ticket_types: Vec<TicketTypeView>,
+}
+
+impl EventView {
+    pub fn new(event: &Event, types: &[TicketType], now: DateTime<Utc>) -> EventView {
+        let tz = event.tz();
+        let event_left = event.seats_left();
+        let ended = event.has_ended(now);
+        let ticket_types: Vec<TicketTypeView> = types
+            .iter()
+            .map(|t| {
+                let state = if ended {
+                    SaleState::SalesClosed
+                } else {
+                    t.sale_state(now, event_left)
+                };
+                let seats_left = t.seats_left(event_left);
+                TicketTypeView {
+                    id: t.id,
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    price: t.price().display(),
+                    price_minor: t.price_minor,
+                    currency: t.currency.clone(),
+                    seats_left,
+                    state: state.as_str(),
+                    max_per_booking: t.max_per_booking,
+                    max_choice: t.max_per_booking.min(seats_left),
+                    opens_at: t.sales_open_at.map(|at| timefmt::local_datetime(at, tz)),
+                    closes_at: t.sales_close_at.map(|at| timefmt::local_datetime(at, tz)),
+                }
+            })
+            .collect();
+        let on_sale = ticket_types.iter().any(|t| t.state == "on_sale");
+        EventView {
+            id: event.id,
+            slug: event.slug.clone(),
+            title: event.title.clone(),
+            description_paragraphs: paragraphs(&event.description),
+            venue: event.venue.clone(),
+            timezone: event.timezone.clone(),
+            when: timefmt::local_range(event.starts_at, event.ends_at, tz),
+            starts_at_utc: event.starts_at.to_rfc3339(),
+            ends_at_utc: event.ends_at.to_rfc3339(),
+            capacity: event.capacity,
+            seats_left: event_left,
+            sold_out: event_left == 0
+                || (!ticket_types.is_empty() && ticket_types.iter().all(|t| t.state == "sold_out")),
+            ended,
+            on_sale,
+            waiver_required: event.waiver_required,
+            ticket_types,
+        }
+    }
+}
+
+/// Splits plain text into paragraphs at blank lines (templates escape each one).
+pub fn paragraphs(text: &str) -> Vec<String> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}

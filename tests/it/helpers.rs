@@ -1,0 +1,312 @@
+//! Test harness: every test gets its own PostgreSQL database cloned from a migrated template,
+//! and an app built exactly as production builds it, driven over HTTP through Rocket's local
+//! client. No global lock and no rows shared between tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use rocket::local::asynchronous::Client;
+use sha2::{Digest, Sha256};
+use ticketing::models::{Event, NewEvent, NewTicketType, TicketType};
+use ticketing::Config;
+
+/// The admin URL of the test server (`TEST_DATABASE_URL`, set by scripts/test).
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("TEST_DATABASE_URL is not set: run the tests with scripts/test, which provides PostgreSQL")
+    })
+}
+
+/// `url` pointing at database `name` instead.
+pub fn url_for(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let server = base.rsplit_once('/').map(|(s, _)| s).unwrap_or(base);
+    format!("{server}/{name}{query}")
+}
+
+fn admin_conn() -> PgConnection {
+    PgConnection::establish(&admin_url()).expect("connect to the test PostgreSQL server")
+}
+
+/// Name of the template database for the current migrations (content hash).
+fn template_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut paths: Vec<_> = walk(std::path::Path::new(dir));
+        paths.sort();
+        let mut h = Sha256::new();
+        for p in paths {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(std::fs::read(&p).unwrap());
+        }
+        format!("tmpl_{}", &hex::encode(h.finalize())[..16])
+    })
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Creates the migrated template once per server and set of migrations. Safe across
+/// processes: creation happens under an advisory lock.
+fn ensure_template() -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    let name = template_name();
+    DONE.get_or_init(|| {
+        let mut conn = admin_conn();
+        diesel::sql_query("SELECT pg_advisory_lock(7263541)")
+            .execute(&mut conn)
+            .unwrap();
+        let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(name)
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n
+            > 0;
+        if !exists {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .execute(&mut conn)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {building}"))
+                .execute(&mut conn)
+                .unwrap();
+            {
+                let mut c = PgConnection::establish(&url_for(&admin_url(), &building)).unwrap();
+                ticketing::db::run_migrations(&mut c).expect("migrations apply to a new database");
+            }
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(7263541)")
+            .execute(&mut conn)
+            .unwrap();
+    });
+    name
+}
+
+/// A database of this test's own, dropped (with its connections) when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A fresh database with every migration applied (a copy of the template).
+    pub fn migrated() -> TestDb {
+        let template = ensure_template();
+        TestDb::create(Some(template))
+    }
+
+    /// A fresh, empty database (no tables at all).
+    pub fn empty() -> TestDb {
+        TestDb::create(None)
+    }
+
+    fn create(template: Option<&str>) -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            ticketing::tokens::url_token(4)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        diesel::sql_query(sql).execute(&mut admin_conn()).unwrap();
+        TestDb {
+            url: url_for(&admin_url(), &name),
+            name,
+        }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to the test database")
+    }
+
+    /// Drops the database now, cutting off every connection (the app's pool included).
+    pub fn drop_now(&self) {
+        let _ = diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin_conn());
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.drop_now();
+    }
+}
+
+/// The variables a test app runs with; tests add or override entries.
+pub fn base_vars(database_url: &str) -> HashMap<String, String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    [
+        ("APP_ENV", "local"),
+        ("DATABASE_URL", database_url),
+        ("DATABASE_POOL_SIZE", "4"),
+        ("DATABASE_TIMEOUT_SECONDS", "2"),
+        ("BASE_URL", "http://tickets.test"),
+        ("LOG_LEVEL", "warn"),
+        ("TEMPLATE_DIR", &format!("{root}/templates")),
+        ("STATIC_DIR", &format!("{root}/static")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// A running app on its own database, reached through Rocket's local HTTP client.
+pub struct TestApp {
+    pub client: Client,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let db = TestDb::migrated();
+        let mut vars = base_vars(&db.url);
+        adjust(&mut vars);
+        let config = Config::from_map(&vars).expect("test configuration is valid");
+        let pool = ticketing::connect(&config);
+        let client = Client::tracked(ticketing::rocket(&config, pool))
+            .await
+            .expect("the app builds");
+        TestApp { client, db }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        self.db.conn()
+    }
+
+    /// GET `path` and return (status, body).
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let res = self.client.get(path.to_string()).dispatch().await;
+        let status = res.status().code;
+        (status, res.into_string().await.unwrap_or_default())
+    }
+}
+
+/// Builds an event with sensible defaults; tests change what they care about.
+pub struct EventSpec {
+    pub slug: String,
+    pub title: String,
+    pub visibility: &'static str,
+    pub starts_at: DateTime<Utc>,
+    pub hours: i64,
+    pub capacity: i32,
+    pub timezone: &'static str,
+    pub description: String,
+}
+
+impl EventSpec {
+    pub fn public(slug: &str, days_ahead: i64) -> EventSpec {
+        EventSpec {
+            slug: slug.into(),
+            title: format!("Event {slug}"),
+            visibility: "public",
+            starts_at: Utc::now() + Duration::days(days_ahead),
+            hours: 3,
+            capacity: 100,
+            timezone: "Europe/Berlin",
+            description: "A fine evening.".into(),
+        }
+    }
+
+    pub fn visibility(mut self, v: &'static str) -> Self {
+        self.visibility = v;
+        self
+    }
+
+    pub fn title(mut self, t: &str) -> Self {
+        self.title = t.into();
+        self
+    }
+
+    pub fn capacity(mut self, c: i32) -> Self {
+        self.capacity = c;
+        self
+    }
+
+    pub fn insert(self, conn: &mut PgConnection) -> Event {
+        Event::insert(
+            conn,
+            &NewEvent {
+                slug: self.slug,
+                title: self.title,
+                description: self.description,
+                venue: "Test Hall".into(),
+                timezone: self.timezone.into(),
+                starts_at: self.starts_at,
+                ends_at: self.starts_at + Duration::hours(self.hours),
+                capacity: self.capacity,
+                visibility: self.visibility.into(),
+                private_token: (self.visibility == "private")
+                    .then(ticketing::tokens::private_event_token),
+                waiver_required: false,
+                waiver_text: String::new(),
+            },
+        )
+        .expect("insert test event")
+    }
+}
+
+/// Adds a ticket type to `event`.
+pub fn add_ticket_type(
+    conn: &mut PgConnection,
+    event: &Event,
+    name: &str,
+    price_minor: i64,
+    capacity: i32,
+) -> TicketType {
+    TicketType::insert(
+        conn,
+        &NewTicketType {
+            event_id: event.id,
+            name: name.into(),
+            description: String::new(),
+            price_minor,
+            currency: "EUR".into(),
+            capacity,
+            sales_open_at: None,
+            sales_close_at: None,
+            max_per_booking: 10,
+            position: 0,
+        },
+    )
+    .expect("insert ticket type")
+}

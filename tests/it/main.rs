@@ -1,0 +1,10 @@
+//! The integration test binary: one binary, one module per area.
+
+mod helpers;
+
+mod config;
+mod health;
+mod migrations;
+mod private;
+mod public;
+mod seed;

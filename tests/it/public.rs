@@ -1,0 +1,216 @@
+//! Public area: listing (future public events only, in order, paginated), event pages,
+//! sitemap, robots.txt, escaping, the 404 page and static caching.
+
+use chrono::{Duration, Utc};
+use rocket::http::{Accept, Status};
+
+use crate::helpers::{add_ticket_type, EventSpec, TestApp};
+
+fn position(body: &str, needle: &str) -> usize {
+    body.find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in page"))
+}
+
+#[rocket::async_test]
+async fn listing_shows_only_upcoming_public_events_soonest_first() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    EventSpec::public("later", 20)
+        .title("Later Show")
+        .insert(&mut c);
+    EventSpec::public("sooner", 2)
+        .title("Sooner Show")
+        .insert(&mut c);
+    EventSpec::public("draft-one", 3)
+        .title("Secret Draft")
+        .visibility("draft")
+        .insert(&mut c);
+    EventSpec::public("private-one", 3)
+        .title("Hidden Private")
+        .visibility("private")
+        .insert(&mut c);
+    let mut past = EventSpec::public("past", -5).title("Past Show");
+    past.hours = 2;
+    past.insert(&mut c);
+
+    let (status, body) = app.get_text("/").await;
+    assert_eq!(status, 200);
+    assert!(position(&body, "Sooner Show") < position(&body, "Later Show"));
+    for hidden in ["Secret Draft", "Hidden Private", "Past Show"] {
+        assert!(!body.contains(hidden), "{hidden} is listed");
+    }
+}
+
+#[rocket::async_test]
+async fn listing_is_paginated() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    let per_page = ticketing::routes::public::PAGE_SIZE;
+    for i in 0..(per_page + 1) {
+        EventSpec::public(&format!("e{i:02}"), i + 1)
+            .title(&format!("Show number {i:02}"))
+            .insert(&mut c);
+    }
+    let (_, page1) = app.get_text("/").await;
+    assert!(page1.contains("Show number 00"));
+    assert!(page1.contains(&format!("Show number {:02}", per_page - 1)));
+    assert!(!page1.contains(&format!("Show number {per_page:02}")));
+    assert!(page1.contains("href=\"/?page=2\""));
+
+    let (status, page2) = app.get_text("/?page=2").await;
+    assert_eq!(status, 200);
+    assert!(page2.contains(&format!("Show number {per_page:02}")));
+    assert!(!page2.contains("Show number 00"));
+
+    let (status, _) = app.get_text("/?page=3").await;
+    assert_eq!(status, 404);
+}
+
+#[rocket::async_test]
+async fn event_page_shows_local_time_prices_and_states() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    let mut spec = EventSpec::public("jazz", 0);
+    spec.starts_at = (Utc::now() + Duration::days(30))
+        .date_naive()
+        .and_hms_opt(18, 30, 0)
+        .unwrap()
+        .and_utc();
+    spec.timezone = "America/New_York";
+    let event = spec.title("Jazz Night").capacity(50).insert(&mut c);
+    add_ticket_type(&mut c, &event, "Standing", 2500, 40);
+    let sold_out = add_ticket_type(&mut c, &event, "Balcony", 4000, 0);
+    let _ = sold_out;
+    let later = add_ticket_type(&mut c, &event, "Late bird", 3000, 10);
+    diesel::RunQueryDsl::execute(
+        diesel::update(ticketing::schema::ticket_types::table)
+            .filter(diesel::ExpressionMethods::eq(
+                ticketing::schema::ticket_types::id,
+                later.id,
+            ))
+            .set(diesel::ExpressionMethods::eq(
+                ticketing::schema::ticket_types::sales_open_at,
+                Some(Utc::now() + Duration::days(3)),
+            )),
+        &mut c,
+    )
+    .unwrap();
+
+    let (status, body) = app.get_text("/events/jazz").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Jazz Night"));
+    // 18:30 UTC in New York is 13:30 (EST) or 14:30 (EDT).
+    assert!(
+        body.contains("13:30") || body.contains("14:30"),
+        "local time missing"
+    );
+    assert!(body.contains("€25.00"));
+    assert!(body.contains("data-seats-left=\"") && body.contains(">40</span> left"));
+    assert!(body.contains("Sold out"));
+    assert!(body.contains("On sale from"));
+}
+
+#[rocket::async_test]
+async fn drafts_and_private_events_have_no_public_page() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    EventSpec::public("d", 3).visibility("draft").insert(&mut c);
+    EventSpec::public("p", 3)
+        .visibility("private")
+        .insert(&mut c);
+    assert_eq!(app.get_text("/events/d").await.0, 404);
+    assert_eq!(app.get_text("/events/p").await.0, 404);
+}
+
+#[rocket::async_test]
+async fn sitemap_lists_public_events_only() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    EventSpec::public("open-air", 3).insert(&mut c);
+    EventSpec::public("draft-x", 3)
+        .visibility("draft")
+        .insert(&mut c);
+    let private = EventSpec::public("private-x", 3)
+        .visibility("private")
+        .insert(&mut c);
+
+    let res = app.client.get("/sitemap.xml").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(
+        res.content_type().unwrap().to_string(),
+        "text/xml; charset=utf-8"
+    );
+    let body = res.into_string().await.unwrap();
+    assert!(
+        body.contains("<loc>http://tickets.test/events/open-air</loc>"),
+        "{body}"
+    );
+    assert!(!body.contains("draft-x"));
+    assert!(!body.contains("private-x"));
+    assert!(!body.contains(private.private_token.as_deref().unwrap()));
+
+    let (status, robots) = app.get_text("/robots.txt").await;
+    assert_eq!(status, 200);
+    assert!(robots.contains("Disallow: /p/"));
+    assert!(robots.contains("Sitemap: http://tickets.test/sitemap.xml"));
+}
+
+#[rocket::async_test]
+async fn titles_with_markup_are_escaped_everywhere() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    let evil = "<script>alert('x')</script> & Friends";
+    EventSpec::public("evil", 3).title(evil).insert(&mut c);
+    let private = EventSpec::public("evil-private", 3)
+        .title(evil)
+        .visibility("private")
+        .insert(&mut c);
+    let token = private.private_token.unwrap();
+    for path in [
+        "/".to_string(),
+        "/events/evil".to_string(),
+        format!("/p/{token}"),
+    ] {
+        let (status, body) = app.get_text(&path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.contains("<script>alert"), "unescaped on {path}");
+        assert!(
+            body.contains("&lt;script&gt;"),
+            "escaped title missing on {path}"
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn missing_pages_get_the_html_404_page_or_json() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get("/no/such/page").dispatch().await;
+    assert_eq!(res.status(), Status::NotFound);
+    assert_eq!(res.headers().get_one("X-Robots-Tag"), Some("noindex"));
+    let body = res.into_string().await.unwrap();
+    assert!(body.contains("<h1>Not Found</h1>"), "{body}");
+    assert!(body.contains("See upcoming events"));
+
+    let res = app
+        .client
+        .get("/events/nothing-here")
+        .header(Accept::JSON)
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::NotFound);
+    let json: serde_json::Value = res.into_json().await.unwrap();
+    assert_eq!(json["error"]["status"], 404);
+}
+
+#[rocket::async_test]
+async fn static_files_are_cached_for_a_year_and_pages_link_versioned_urls() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get("/static/app.css").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(
+        res.headers().get_one("Cache-Control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let (_, home) = app.get_text("/").await;
+    assert!(home.contains("/static/app.css?v="), "{home}");
+}
