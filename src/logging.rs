@@ -6,7 +6,13 @@ use crate::config::{Config, LogFormat};
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Rocket's own start-up chatter (route tables, fairings) is kept at warn unless asked for.
+    let directives = if config.log_level.contains("rocket") {
+        config.log_level.clone()
+    } else {
+        format!("{},rocket=warn,rocket_dyn_templates=warn", config.log_level)
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
