@@ -30,13 +30,8 @@ impl Fairing for RequestLog {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let started = req.local_cache(|| Started(Instant::now())).0;
         let micros = started.elapsed().as_micros() as u64;
-        // Private tokens are secrets: log the area, never the token itself.
-        let path = req.uri().path();
-        let shown = if path.starts_with("/p/") {
-            "/p/<token>".to_string()
-        } else {
-            path.to_string()
-        };
+        // Secret tokens in paths (private links, booking pages) are never logged.
+        let shown = redact_tokens(req.uri().path().as_str());
         tracing::info!(
             target: "request",
             method = %req.method(),
@@ -66,7 +61,11 @@ impl Fairing for Headers {
         res.set_header(Header::new("X-Frame-Options", "DENY"));
         // A private link must not leak to other sites through the Referer header.
         res.set_header(Header::new("Referrer-Policy", "same-origin"));
-        if path.starts_with("/p/") || res.status() == Status::NotFound {
+        // Private links and personal pages: never indexed, never cached by anyone.
+        let personal = path.starts_with("/p/")
+            || path.starts_with("/checkout")
+            || path.starts_with("/bookings");
+        if personal || res.status() == Status::NotFound {
             res.set_header(Header::new("X-Robots-Tag", "noindex"));
         }
         if path.starts_with("/static/") && res.status() == Status::Ok {
@@ -75,10 +74,24 @@ impl Fairing for Headers {
                 "Cache-Control",
                 "public, max-age=31536000, immutable",
             ));
-        } else if path.starts_with("/p/") {
+        } else if personal {
             res.set_header(Header::new("Cache-Control", "private, no-store"));
         } else if !res.headers().contains("Cache-Control") {
             res.set_header(Header::new("Cache-Control", "no-cache"));
         }
     }
+}
+
+/// Replaces every path segment that looks like a secret token with `<token>`.
+pub fn redact_tokens(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.len() >= 22 && crate::tokens::looks_like_token(seg) {
+                "<token>"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -2,10 +2,13 @@
 //! PayPal checkout, mail and waivers, and an admin area. [`rocket`] builds the whole app
 //! from a typed [`Config`] and a [`Db`], so tests build exactly what production runs.
 
+pub mod bookings;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod fairings;
+pub mod ics;
+pub mod jobs;
 pub mod logging;
 pub mod models;
 pub mod money;
@@ -92,6 +95,9 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
     let rocket = rocket::custom(figment)
         .manage(db)
         .manage(info)
+        .manage(config.clone())
+        .manage(bookings::Availability::new())
+        .attach(jobs::fairing())
         .attach(templates)
         .attach(fairings::RequestLog)
         .attach(fairings::Headers)

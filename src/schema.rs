@@ -1,6 +1,66 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    attendees (id) {
+        id -> Int8,
+        booking_id -> Int8,
+        ticket_type_id -> Int8,
+        position -> Int4,
+        name -> Text,
+        email -> Text,
+        ticket_code -> Text,
+        checked_in_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    booking_history (id) {
+        id -> Int8,
+        booking_id -> Int8,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        note -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    booking_items (id) {
+        id -> Int8,
+        booking_id -> Int8,
+        ticket_type_id -> Int8,
+        quantity -> Int4,
+        unit_price_minor -> Int8,
+        #[max_length = 3]
+        currency -> Bpchar,
+    }
+}
+
+diesel::table! {
+    bookings (id) {
+        id -> Int8,
+        reference -> Text,
+        access_token -> Text,
+        event_id -> Int8,
+        state -> Text,
+        seats -> Int4,
+        total_minor -> Int8,
+        #[max_length = 3]
+        currency -> Bpchar,
+        buyer_name -> Text,
+        buyer_email -> Text,
+        buyer_phone -> Text,
+        hold_expires_at -> Timestamptz,
+        hold_extended -> Bool,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        paid_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Int8,
         slug -> Text,
@@ -54,6 +114,20 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(attendees -> bookings (booking_id));
+diesel::joinable!(attendees -> ticket_types (ticket_type_id));
+diesel::joinable!(booking_history -> bookings (booking_id));
+diesel::joinable!(booking_items -> bookings (booking_id));
+diesel::joinable!(booking_items -> ticket_types (ticket_type_id));
+diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(ticket_types -> events (event_id));
 
-diesel::allow_tables_to_appear_in_same_query!(events, ticket_types, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    attendees,
+    booking_history,
+    booking_items,
+    bookings,
+    events,
+    ticket_types,
+    users,
+);

@@ -43,3 +43,52 @@ mod tests {
         assert!(!looks_like_token("has/slash-and-is-long-enough-yes"));
     }
 }
+
+/// Crockford's base32 alphabet: no I, L, O or U, so codes survive being read aloud or typed.
+const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// `len` random characters of Crockford base32 (5 bits each).
+pub fn crockford_code(len: usize) -> String {
+    random_bytes(len)
+        .into_iter()
+        .map(|b| CROCKFORD[(b & 31) as usize] as char)
+        .collect()
+}
+
+/// A booking's public reference, such as `BK-7F3KQ9XM2D` (50 random bits).
+pub fn booking_reference() -> String {
+    format!("BK-{}", crockford_code(10))
+}
+
+/// A ticket's code, printed and encoded in its QR code (60 random bits).
+pub fn ticket_code() -> String {
+    crockford_code(12)
+}
+
+/// Normalises a typed ticket code: upper case, no spaces or dashes, and the letters people
+/// confuse with digits mapped as Crockford says (O→0, I/L→1).
+pub fn normalize_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_use_crockford_letters() {
+        let code = ticket_code();
+        assert_eq!(code.len(), 12);
+        assert!(code.bytes().all(|b| CROCKFORD.contains(&b)));
+        assert!(booking_reference().starts_with("BK-"));
+        assert_eq!(normalize_code("ab-c o1 l"), "ABC011");
+    }
+}

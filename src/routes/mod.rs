@@ -3,6 +3,7 @@
 
 use rocket::{Build, Rocket};
 
+pub mod checkout;
 pub mod ops;
 pub mod private;
 pub mod public;
@@ -12,5 +13,7 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
     rocket
         .mount("/", public::routes())
         .mount("/p", private::routes())
+        .mount("/checkout", checkout::routes())
+        .mount("/bookings", checkout::booking_routes())
         .mount("/", ops::routes())
 }

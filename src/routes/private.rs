@@ -3,18 +3,20 @@
 //! response under `/p/` carries `X-Robots-Tag: noindex` (see `fairings`).
 
 use chrono::Utc;
-use rocket::{get, routes, Route, State};
+use rocket::response::stream::EventStream;
+use rocket::{get, routes, Route, Shutdown, State};
 use rocket_dyn_templates::Template;
 
+use crate::bookings::availability::{self, Availability};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::Event;
-use crate::routes::public::render_event;
+use crate::routes::public::{availability_stream, render_event, TicketForm};
 use crate::tokens::looks_like_token;
 use crate::views::EventView;
 
 pub fn routes() -> Vec<Route> {
-    routes![private_event]
+    routes![private_event, private_availability]
 }
 
 #[get("/<token>")]
@@ -30,5 +32,28 @@ async fn private_event(db: &State<Db>, token: &str) -> AppResult<Template> {
             Ok(EventView::new(&event, &types, now))
         })
         .await?;
-    Ok(render_event(view, Some(token)))
+    Ok(render_event(view, Some(token), TicketForm::fresh()))
+}
+
+/// Live seats left for an open private event page (Server-Sent Events).
+#[get("/<token>/availability")]
+async fn private_availability(
+    db: &State<Db>,
+    hub: &State<Availability>,
+    shutdown: Shutdown,
+    token: &str,
+) -> AppResult<EventStream![]> {
+    if !looks_like_token(token) {
+        return Err(AppError::not_found());
+    }
+    let lookup = token.to_string();
+    let snapshot = db
+        .run(move |conn| {
+            let (event, _) = Event::find_private_with_types(conn, &lookup)?;
+            availability::load(conn, &[event.id])?
+                .pop()
+                .ok_or_else(AppError::not_found)
+        })
+        .await?;
+    Ok(availability_stream(hub.subscribe(snapshot), shutdown))
 }

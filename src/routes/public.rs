@@ -1,12 +1,19 @@
 //! Public area (`/`): the listing of upcoming public events, event pages, the sitemap and
 //! robots.txt. Drafts and private events never appear here.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use chrono::Utc;
 use rocket::http::ContentType;
-use rocket::{get, routes, Route, State};
+use rocket::response::stream::{Event as SseEvent, EventStream};
+use rocket::tokio::sync::watch;
+use rocket::{get, routes, Route, Shutdown, State};
 use rocket_dyn_templates::Template;
+use serde::Serialize;
 use serde_json::json;
 
+use crate::bookings::availability::{self, Availability, Snapshot};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Event, TicketType};
@@ -17,7 +24,7 @@ use crate::AppInfo;
 pub const PAGE_SIZE: i64 = 12;
 
 pub fn routes() -> Vec<Route> {
-    routes![listing, event_page, sitemap, robots]
+    routes![listing, event_page, event_availability, sitemap, robots]
 }
 
 #[get("/?<page>")]
@@ -72,11 +79,72 @@ async fn event_page(db: &State<Db>, slug: &str) -> AppResult<Template> {
             Ok(EventView::new(&event, &types, now))
         })
         .await?;
-    Ok(render_event(view, None))
+    Ok(render_event(view, None, TicketForm::fresh()))
+}
+
+/// Live seats left for an open event page (Server-Sent Events).
+#[get("/events/<slug>/availability")]
+async fn event_availability(
+    db: &State<Db>,
+    hub: &State<Availability>,
+    shutdown: Shutdown,
+    slug: &str,
+) -> AppResult<EventStream![]> {
+    let slug = slug.to_string();
+    let snapshot = db
+        .run(move |conn| {
+            let event = Event::find_public_by_slug(conn, &slug)?;
+            availability::load(conn, &[event.id])?
+                .pop()
+                .ok_or_else(AppError::not_found)
+        })
+        .await?;
+    Ok(availability_stream(hub.subscribe(snapshot), shutdown))
+}
+
+/// Streams every change of one event's availability until the client leaves or the server
+/// shuts down; the first message is the current state.
+pub fn availability_stream(
+    mut rx: watch::Receiver<Snapshot>,
+    mut shutdown: Shutdown,
+) -> EventStream![] {
+    EventStream! {
+        let first = rx.borrow_and_update().clone();
+        yield SseEvent::json(&first).event("availability");
+        loop {
+            rocket::tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() { break; }
+                    let snap = rx.borrow_and_update().clone();
+                    yield SseEvent::json(&snap).event("availability");
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+    }
+    .heartbeat(Duration::from_secs(15))
+}
+
+/// The ticket form's state: messages next to fields, the buyer's input, and the one-time
+/// token that makes a resubmitted form find its first booking.
+#[derive(Debug, Default, Serialize)]
+pub struct TicketForm {
+    pub errors: HashMap<String, String>,
+    pub values: HashMap<String, String>,
+    pub form_token: String,
+}
+
+impl TicketForm {
+    pub fn fresh() -> TicketForm {
+        TicketForm {
+            form_token: crate::tokens::url_token(18),
+            ..TicketForm::default()
+        }
+    }
 }
 
 /// Renders the event page for a public event or, with `private_token`, a private one.
-pub fn render_event(view: EventView, private_token: Option<&str>) -> Template {
+pub fn render_event(view: EventView, private_token: Option<&str>, form: TicketForm) -> Template {
     let base = match private_token {
         Some(token) => format!("/p/{token}"),
         None => format!("/events/{}", view.slug),
@@ -87,7 +155,9 @@ pub fn render_event(view: EventView, private_token: Option<&str>) -> Template {
             "title": view.title,
             "event": view,
             "private": private_token.is_some(),
+            "private_token": private_token,
             "event_base": base,
+            "form": form,
         }),
     )
 }

@@ -1,0 +1,4 @@
+DROP TABLE booking_history;
+DROP TABLE attendees;
+DROP TABLE booking_items;
+DROP TABLE bookings;

@@ -1,0 +1,61 @@
+//! Background work that runs beside the web server in every instance: the hold-expiry
+//! sweeper and the live-availability refresher. Both stop between runs on shutdown.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rocket::fairing::AdHoc;
+
+use crate::bookings::{expire_due, Availability};
+use crate::db::Db;
+
+/// How often the sweeper looks for expired holds.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Expired holds released per transaction.
+const SWEEP_BATCH: i64 = 100;
+
+/// Starts the background tasks when the server lifts off.
+pub fn fairing() -> AdHoc {
+    AdHoc::on_liftoff("background jobs", |rocket| {
+        Box::pin(async move {
+            let db = rocket.state::<Db>().expect("Db is managed").clone();
+            let availability = rocket
+                .state::<Availability>()
+                .expect("Availability is managed")
+                .clone();
+            let shutdown = rocket.shutdown();
+            rocket::tokio::spawn(availability.clone().run(
+                db.clone(),
+                Duration::from_secs(1),
+                shutdown.clone(),
+            ));
+            rocket::tokio::spawn(sweep_holds(db, availability, shutdown));
+        })
+    })
+}
+
+/// Releases the seats of holds past their deadline, every [`SWEEP_EVERY`].
+async fn sweep_holds(db: Db, availability: Availability, mut shutdown: rocket::Shutdown) {
+    loop {
+        rocket::tokio::select! {
+            _ = &mut shutdown => break,
+            _ = rocket::tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        loop {
+            let result = db
+                .run(|conn| Ok(expire_due(conn, Utc::now(), SWEEP_BATCH)?))
+                .await;
+            match result {
+                Ok(events) if events.is_empty() => break,
+                Ok(events) => {
+                    tracing::info!(events = ?events, "expired holds released");
+                    availability.nudge();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hold sweeper failed; retrying shortly");
+                    break;
+                }
+            }
+        }
+    }
+}
