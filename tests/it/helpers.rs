@@ -310,3 +310,128 @@ pub fn add_ticket_type(
     )
     .expect("insert ticket type")
 }
+
+/// The app served over real HTTP on 127.0.0.1 (a free port), with its background jobs.
+pub struct TestServer {
+    pub base: String,
+    pub db: TestDb,
+    shutdown: rocket::Shutdown,
+}
+
+impl TestServer {
+    pub async fn spawn() -> TestServer {
+        TestServer::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestServer {
+        let db = TestDb::migrated();
+        let mut vars = base_vars(&db.url);
+        vars.insert("DATABASE_POOL_SIZE".into(), "20".into());
+        adjust(&mut vars);
+        let mut config = Config::from_map(&vars).expect("test configuration is valid");
+        config.port = 0;
+        let (tx, rx) = rocket::tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let rocket = ticketing::rocket(&config, ticketing::connect(&config)).attach(
+            rocket::fairing::AdHoc::on_liftoff("report port", move |r| {
+                let port = r.config().port;
+                let shutdown = r.shutdown();
+                Box::pin(async move {
+                    if let Some(tx) = tx.lock().unwrap().take() {
+                        let _ = tx.send((port, shutdown));
+                    }
+                })
+            }),
+        );
+        rocket::tokio::spawn(async move {
+            if let Err(e) = rocket.launch().await {
+                eprintln!("test server failed: {e}");
+            }
+        });
+        let (port, shutdown) = rocket::tokio::time::timeout(std::time::Duration::from_secs(20), rx)
+            .await
+            .expect("server started in time")
+            .expect("server reported its port");
+        assert_ne!(port, 0, "Rocket did not report the bound port");
+        TestServer {
+            base: format!("http://127.0.0.1:{port}"),
+            db,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        self.db.conn()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.clone().notify();
+    }
+}
+
+/// A client that does not follow redirects (tests look at each step) and keeps cookies.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A counter that disagrees with the bookings; its fields are shown by `Debug` in assertions.
+#[derive(QueryableByName, Debug)]
+#[allow(dead_code)]
+pub struct InvariantRow {
+    #[diesel(sql_type = Text)]
+    pub what: String,
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub counter: i64,
+    #[diesel(sql_type = BigInt)]
+    pub actual: i64,
+}
+
+/// Every event and ticket type whose seat counter differs from the seats of its held,
+/// awaiting_payment and paid bookings (SPEC §3's invariant); empty when it holds.
+pub fn invariant_violations(conn: &mut PgConnection) -> Vec<InvariantRow> {
+    diesel::sql_query(
+        "SELECT 'event' AS what, e.id, e.seats_taken::bigint AS counter,
+                COALESCE((SELECT sum(b.seats) FROM bookings b
+                          WHERE b.event_id = e.id AND b.state IN ('held','awaiting_payment','paid')), 0)::bigint AS actual
+           FROM events e
+         UNION ALL
+         SELECT 'ticket_type', t.id, t.seats_taken::bigint,
+                COALESCE((SELECT sum(i.quantity) FROM booking_items i JOIN bookings b ON b.id = i.booking_id
+                          WHERE i.ticket_type_id = t.id AND b.state IN ('held','awaiting_payment','paid')), 0)::bigint
+           FROM ticket_types t",
+    )
+    .load::<InvariantRow>(conn)
+    .unwrap()
+    .into_iter()
+    .filter(|r| r.counter != r.actual)
+    .collect()
+}
+
+/// Seats taken on an event and the number of bookings, for "nothing changed" checks.
+pub fn seat_state(conn: &mut PgConnection, event_id: i64) -> (i32, i64) {
+    use ticketing::schema::{bookings, events};
+    let taken: i32 = events::table
+        .find(event_id)
+        .select(events::seats_taken)
+        .first(conn)
+        .unwrap();
+    let n: i64 = bookings::table
+        .filter(bookings::event_id.eq(event_id))
+        .count()
+        .get_result(conn)
+        .unwrap();
+    (taken, n)
+}

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bookings;
 mod config;
 mod health;
 mod migrations;
