@@ -112,9 +112,12 @@ impl Availability {
     }
 }
 
+/// (event id, capacity, taken, ticket type id, its capacity, its taken).
+type AvailabilityRow = (i64, i32, i32, Option<i64>, Option<i32>, Option<i32>);
+
 /// Reads the current snapshots of `event_ids` in one query.
 pub fn load(conn: &mut PgConnection, event_ids: &[i64]) -> QueryResult<Vec<Snapshot>> {
-    let rows: Vec<(i64, i32, i32, Option<i64>, Option<i32>, Option<i32>)> = events::table
+    let rows: Vec<AvailabilityRow> = events::table
         .left_join(ticket_types::table)
         .filter(events::id.eq_any(event_ids))
         .select((
