@@ -3,6 +3,7 @@
 //! from a typed [`Config`] and a [`Db`], so tests build exactly what production runs.
 
 pub mod bookings;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -97,6 +98,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(info)
         .manage(config.clone())
         .manage(bookings::Availability::new())
+        .manage(cache::EventCache::default())
         .attach(jobs::fairing())
         .attach(templates)
         .attach(fairings::RequestLog)

@@ -12,11 +12,13 @@
 //!
 //! # Why it is fast under a rush
 //! The naive design pays a disk flush (about 1.5 ms here) while holding the hot event-row
-//! lock, so holds on one event serialise at the disk's commit rate (~650/s). Two things
-//! remove that limit:
-//! 1. Everything that needs no hot lock (the booking, its items and attendees) is written
-//!    first; the seat counters are taken last, in one statement, so the event row is locked
-//!    only for that statement and the commit.
+//! lock, so holds on one event serialise at the disk's commit rate (~650/s); and every client
+//! round trip made while the lock is held (the next statement, the COMMIT) adds to the time
+//! every other buyer waits. So:
+//! 1. The whole hold is one call of the SQL function `create_hold` (migration
+//!    `..._create_hold`), run as a single implicit transaction: the event row is locked only
+//!    while PostgreSQL itself takes the seats and writes the booking, never across a network
+//!    round trip; PL/pgSQL also caches the statements' plans per connection.
 //! 2. Hold transactions commit with `synchronous_commit = off`: the commit returns before its
 //!    WAL record is flushed, so the lock is released at memory speed. This is safe for holds:
 //!    asynchronous commit never breaks atomicity or ordering, only durability of the last few
@@ -30,11 +32,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 
-use crate::models::booking::{NewAttendee, NewBookingItem};
-use crate::models::{Booking, BookingState, Event, NewBooking, TicketType};
-use crate::schema::{attendees, booking_history, booking_items, bookings};
+use crate::models::{Booking, Event, TicketType};
 
 /// What a buyer asked for.
 #[derive(Debug, Clone)]
@@ -46,19 +46,14 @@ pub struct HoldRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// A hold that exists: made now, or found again for a resubmitted form.
 #[derive(Debug)]
-pub enum HoldOutcome {
-    Created(Booking),
-    /// The same form was submitted before: its booking, unchanged.
-    Existing(Booking),
-}
-
-impl HoldOutcome {
-    pub fn booking(&self) -> &Booking {
-        match self {
-            HoldOutcome::Created(b) | HoldOutcome::Existing(b) => b,
-        }
-    }
+pub struct HoldOutcome {
+    pub booking_id: i64,
+    /// The secret of the buyer's checkout and booking pages.
+    pub access_token: String,
+    /// False when the same form had already made this booking.
+    pub created: bool,
 }
 
 #[derive(Debug)]
@@ -68,11 +63,8 @@ pub enum HoldError {
         ticket_type_id: Option<i64>,
         message: String,
     },
-    /// Not enough seats: nothing was taken. `left` per requested ticket type, and the event's.
-    NotEnough {
-        left: Vec<(i64, i32)>,
-        event_left: i32,
-    },
+    /// Not enough seats: nothing was taken. The caller reads fresh numbers to tell the buyer.
+    NotEnough,
     Db(diesel::result::Error),
 }
 
@@ -148,11 +140,6 @@ pub fn create_hold(
     now: DateTime<Utc>,
     hold_minutes: u32,
 ) -> Result<HoldOutcome, HoldError> {
-    if let Some(key) = &req.idempotency_key {
-        if let Some(existing) = Booking::find_by_idempotency_key(conn, key)? {
-            return Ok(HoldOutcome::Existing(existing));
-        }
-    }
     check_request(event, types, req, now)?;
     let mut quantities = req.quantities.clone();
     quantities.sort_by_key(|&(id, _)| id);
@@ -161,91 +148,71 @@ pub fn create_hold(
         .map(|&(id, q)| (types.iter().find(|t| t.id == id).expect("checked"), q))
         .collect();
     let seats: i32 = priced.iter().map(|(_, q)| q).sum();
-    let total: i64 = priced
-        .iter()
-        .map(|(t, q)| t.price_minor * i64::from(*q))
-        .sum();
     let currency = priced[0].0.currency.clone();
 
-    let result = conn.transaction::<_, HoldError, _>(|conn| {
-        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
-        let inserted = diesel::insert_into(bookings::table)
-            .values(NewBooking {
-                reference: crate::tokens::booking_reference(),
-                access_token: crate::tokens::url_token(32),
-                event_id: event.id,
-                state: BookingState::Held.as_str().into(),
-                seats,
-                total_minor: total,
-                currency: currency.clone(),
-                hold_expires_at: now + Duration::minutes(i64::from(hold_minutes)),
-                idempotency_key: req.idempotency_key.clone(),
-            })
-            .on_conflict(bookings::idempotency_key)
-            .do_nothing()
-            .returning(Booking::as_returning())
-            .get_result(conn)
-            .optional()?;
-        let Some(booking) = inserted else {
-            // A concurrent submission of the same form won the race: return its booking.
-            let key = req.idempotency_key.as_deref().unwrap_or_default();
-            return Booking::find_by_idempotency_key(conn, key)?
-                .map(HoldOutcome::Existing)
-                .ok_or(HoldError::Db(diesel::result::Error::NotFound));
-        };
-        let items: Vec<NewBookingItem> = priced
-            .iter()
-            .map(|(t, q)| NewBookingItem {
-                booking_id: booking.id,
-                ticket_type_id: t.id,
-                quantity: *q,
-                unit_price_minor: t.price_minor,
-                currency: t.currency.clone(),
-            })
-            .collect();
-        diesel::insert_into(booking_items::table)
-            .values(&items)
-            .execute(conn)?;
-        let mut people = Vec::with_capacity(seats as usize);
-        for (t, q) in &priced {
-            for _ in 0..*q {
-                people.push(NewAttendee {
-                    booking_id: booking.id,
-                    ticket_type_id: t.id,
-                    position: people.len() as i32 + 1,
-                    ticket_code: crate::tokens::ticket_code(),
-                });
-            }
-        }
-        diesel::insert_into(attendees::table)
-            .values(&people)
-            .execute(conn)?;
-        diesel::insert_into(booking_history::table)
-            .values((
-                booking_history::booking_id.eq(booking.id),
-                booking_history::to_state.eq(BookingState::Held.as_str()),
-                booking_history::note.eq(format!("{seats} seat(s) held")),
-            ))
-            .execute(conn)?;
-
-        // The critical section, last: take every seat or none.
-        let ids: Vec<i64> = priced.iter().map(|(t, _)| t.id).collect();
-        let qtys: Vec<i32> = priced.iter().map(|(_, q)| *q).collect();
-        if !take_seats(conn, event.id, seats, &ids, &qtys)? {
-            return Err(HoldError::NotEnough {
-                left: Vec::new(),
-                event_left: 0,
+    let type_ids: Vec<i64> = priced.iter().map(|(t, _)| t.id).collect();
+    let qtys: Vec<i32> = priced.iter().map(|(_, q)| *q).collect();
+    let prices: Vec<i64> = priced.iter().map(|(t, _)| t.price_minor).collect();
+    let codes: Vec<String> = (0..seats).map(|_| crate::tokens::ticket_code()).collect();
+    let access_token = crate::tokens::url_token(32);
+    let result = diesel::sql_query(
+        "SELECT booking_id, outcome FROM create_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind::<BigInt, _>(event.id)
+    .bind::<Array<BigInt>, _>(&type_ids)
+    .bind::<Array<Integer>, _>(&qtys)
+    .bind::<Array<BigInt>, _>(&prices)
+    .bind::<Text, _>(&currency)
+    .bind::<Text, _>(crate::tokens::booking_reference())
+    .bind::<Text, _>(&access_token)
+    .bind::<Timestamptz, _>(now + Duration::minutes(i64::from(hold_minutes)))
+    .bind::<Nullable<Text>, _>(req.idempotency_key.as_deref())
+    .bind::<Array<Text>, _>(&codes)
+    .get_result::<HoldResult>(conn);
+    match result {
+        Ok(HoldResult {
+            booking_id: Some(id),
+            outcome,
+        }) => {
+            let created = outcome == "created";
+            let access_token = if created {
+                access_token
+            } else {
+                Booking::find(conn, id)?.access_token
+            };
+            return Ok(HoldOutcome {
+                booking_id: id,
+                access_token,
+                created,
             });
         }
-        Ok(HoldOutcome::Created(booking))
-    });
-    match result {
-        Err(HoldError::NotEnough { .. }) => {
-            let (left, event_left) = seats_left(conn, event.id, &req.quantities)?;
-            Err(HoldError::NotEnough { left, event_left })
+        // Not enough seats: nothing was changed.
+        Ok(_) => {}
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message() == "not enough seats" => {}
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message() == "duplicate form submission" =>
+        {
+            let key = req.idempotency_key.as_deref().unwrap_or_default();
+            return Booking::find_by_idempotency_key(conn, key)?
+                .map(|b| HoldOutcome {
+                    booking_id: b.id,
+                    access_token: b.access_token,
+                    created: false,
+                })
+                .ok_or(HoldError::Db(diesel::result::Error::NotFound));
         }
-        other => other,
+        Err(e) => return Err(e.into()),
     }
+    Err(HoldError::NotEnough)
+}
+
+#[derive(QueryableByName)]
+struct HoldResult {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    booking_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    outcome: String,
 }
 
 #[derive(QueryableByName)]
@@ -256,45 +223,7 @@ struct Taken {
     type_rows: i64,
 }
 
-/// Adds `seats` to the event's counter and each quantity to its ticket type's counter, in one
-/// statement, only where capacity (and the sale window) allow. Returns false when anything
-/// was refused; the caller must then roll back.
-///
-/// The uncorrelated `EXISTS (SELECT 1 FROM ev)` is a one-time filter evaluated before the
-/// ticket-type scan starts, so the event row is always locked before any ticket-type row.
-fn take_seats(
-    conn: &mut PgConnection,
-    event_id: i64,
-    seats: i32,
-    ids: &[i64],
-    qtys: &[i32],
-) -> QueryResult<bool> {
-    let taken: Taken = diesel::sql_query(
-        "WITH ev AS (
-            UPDATE events SET seats_taken = seats_taken + $2
-            WHERE id = $1 AND seats_taken + $2 <= capacity
-            RETURNING id
-        ), tt AS (
-            UPDATE ticket_types t SET seats_taken = t.seats_taken + r.q
-            FROM unnest($3::bigint[], $4::int[]) AS r(id, q)
-            WHERE t.id = r.id AND t.event_id = $1
-              AND t.seats_taken + r.q <= t.capacity
-              AND (t.sales_open_at IS NULL OR t.sales_open_at <= now())
-              AND (t.sales_close_at IS NULL OR now() < t.sales_close_at)
-              AND EXISTS (SELECT 1 FROM ev)
-            RETURNING t.id
-        )
-        SELECT (SELECT count(*) FROM ev) AS event_rows, (SELECT count(*) FROM tt) AS type_rows",
-    )
-    .bind::<BigInt, _>(event_id)
-    .bind::<Integer, _>(seats)
-    .bind::<Array<BigInt>, _>(ids)
-    .bind::<Array<Integer>, _>(qtys)
-    .get_result(conn)?;
-    Ok(taken.event_rows == 1 && taken.type_rows == ids.len() as i64)
-}
-
-/// Gives back seats taken by [`take_seats`]: the mirror image, same lock order.
+/// Gives back seats taken by a hold: event row first, then its ticket types (the lock order).
 pub(crate) fn release_seats(
     conn: &mut PgConnection,
     event_id: i64,
@@ -323,27 +252,4 @@ pub(crate) fn release_seats(
         return Err(diesel::result::Error::RollbackTransaction);
     }
     Ok(())
-}
-
-/// Seats left now for each requested ticket type (capped by the event), and for the event.
-pub fn seats_left(
-    conn: &mut PgConnection,
-    event_id: i64,
-    requested: &[(i64, i32)],
-) -> QueryResult<(Vec<(i64, i32)>, i32)> {
-    let event = Event::find(conn, event_id)?;
-    let types = TicketType::for_event(conn, event_id)?;
-    let event_left = event.seats_left();
-    let left = requested
-        .iter()
-        .map(|&(id, _)| {
-            let l = types
-                .iter()
-                .find(|t| t.id == id)
-                .map(|t| t.seats_left(event_left))
-                .unwrap_or(0);
-            (id, l)
-        })
-        .collect();
-    Ok((left, event_left))
 }

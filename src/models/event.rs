@@ -134,6 +134,20 @@ impl Event {
             .first(conn)
     }
 
+    /// Any event (whatever its visibility) and its ticket types in one round trip.
+    pub fn find_with_types(
+        conn: &mut PgConnection,
+        id: i64,
+    ) -> QueryResult<(Event, Vec<TicketType>)> {
+        let rows = events::table
+            .left_join(ticket_types::table)
+            .filter(events::id.eq(id))
+            .order((ticket_types::position.asc(), ticket_types::id.asc()))
+            .select((Event::as_select(), Option::<TicketType>::as_select()))
+            .load::<(Event, Option<TicketType>)>(conn)?;
+        with_types(rows)
+    }
+
     /// A public event and its ticket types in one round trip.
     pub fn find_public_with_types(
         conn: &mut PgConnection,

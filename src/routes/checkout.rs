@@ -74,11 +74,7 @@ async fn hold(
     let now = Utc::now();
     let outcome = db
         .run(move |conn| {
-            let event = match Event::find(conn, event_id) {
-                Ok(e) => e,
-                Err(diesel::result::Error::NotFound) => return Err(AppError::not_found()),
-                Err(e) => return Err(e.into()),
-            };
+            let (event, types) = Event::find_with_types(conn, event_id)?;
             // A private event is bookable only with its current secret token.
             let allowed = match event.visibility() {
                 crate::models::Visibility::Public => private_token.is_none(),
@@ -90,8 +86,8 @@ async fn hold(
             if !allowed {
                 return Err(AppError::not_found());
             }
-            let types = TicketType::for_event(conn, event.id)?;
             let mut errors: HashMap<String, String> = HashMap::new();
+            let mut refused = false;
             let mut quantities = Vec::new();
             for (key, raw) in &form.qty {
                 let Some(t) = key
@@ -126,7 +122,7 @@ async fn hold(
             };
             if errors.is_empty() {
                 match create_hold(conn, &event, &types, &request, now, hold_minutes) {
-                    Ok(outcome) => return Ok(Ok(outcome.booking().access_token.clone())),
+                    Ok(outcome) => return Ok(Ok(outcome.access_token)),
                     Err(HoldError::Invalid {
                         ticket_type_id,
                         message,
@@ -136,42 +132,15 @@ async fn hold(
                             .unwrap_or_else(|| "form".into());
                         errors.insert(key, message);
                     }
-                    Err(HoldError::NotEnough { left, event_left }) => {
-                        for (id, n) in &left {
-                            let wanted = request
-                                .quantities
-                                .iter()
-                                .find(|(i, _)| i == id)
-                                .map(|(_, q)| *q)
-                                .unwrap_or(0);
-                            if wanted > *n {
-                                errors.insert(format!("qty-{id}"), left_message(*n));
-                            }
-                        }
-                        let wanted_total: i32 = request.quantities.iter().map(|(_, q)| q).sum();
-                        if wanted_total > event_left || errors.is_empty() {
-                            errors.insert(
-                                "form".into(),
-                                format!(
-                                    "{} Nothing was reserved.",
-                                    if event_left == 0 {
-                                        "This event is sold out.".to_string()
-                                    } else {
-                                        format!(
-                                            "Only {event_left} seat{} left for this event.",
-                                            if event_left == 1 { " is" } else { "s are" }
-                                        )
-                                    }
-                                ),
-                            );
-                        }
-                    }
+                    Err(HoldError::NotEnough) => refused = true,
                     Err(HoldError::Db(e)) => return Err(e.into()),
                 }
             }
             // Show the page again with fresh numbers, the buyer's input and the messages.
-            let fresh = Event::find(conn, event.id)?;
-            let types = TicketType::for_event(conn, event.id)?;
+            let (fresh, types) = Event::find_with_types(conn, event.id)?;
+            if refused {
+                not_enough_messages(&fresh, &types, &request.quantities, &mut errors);
+            }
             let values: HashMap<String, String> = form
                 .qty
                 .iter()
@@ -199,6 +168,35 @@ async fn hold(
             );
             Ok(Page::Status((Status::UnprocessableEntity, page)))
         }
+    }
+}
+
+/// Tells the buyer, per ticket type and for the event, how many seats are left.
+fn not_enough_messages(
+    event: &Event,
+    types: &[TicketType],
+    wanted: &[(i64, i32)],
+    errors: &mut HashMap<String, String>,
+) {
+    let event_left = event.seats_left();
+    for &(id, qty) in wanted {
+        let left = types
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.seats_left(event_left))
+            .unwrap_or(0);
+        if qty > left {
+            errors.insert(format!("qty-{id}"), left_message(left));
+        }
+    }
+    let wanted_total: i32 = wanted.iter().map(|(_, q)| q).sum();
+    if wanted_total > event_left || errors.is_empty() {
+        let status = match event_left {
+            0 => "This event is sold out.".to_string(),
+            1 => "Only 1 seat is left for this event.".to_string(),
+            n => format!("Only {n} seats are left for this event."),
+        };
+        errors.insert("form".into(), format!("{status} Nothing was reserved."));
     }
 }
 

@@ -2,6 +2,7 @@
 //! robots.txt. Drafts and private events never appear here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::bookings::availability::{self, Availability, Snapshot};
+use crate::cache::{EventCache, EventData};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Event, TicketType};
@@ -70,15 +72,20 @@ async fn listing(db: &State<Db>, page: Option<i64>) -> AppResult<Template> {
 }
 
 #[get("/events/<slug>")]
-async fn event_page(db: &State<Db>, slug: &str) -> AppResult<Template> {
-    let slug = slug.to_string();
-    let now = Utc::now();
-    let view = db
-        .run(move |conn| {
-            let (event, types) = Event::find_public_with_types(conn, &slug)?;
-            Ok(EventView::new(&event, &types, now))
-        })
-        .await?;
+async fn event_page(db: &State<Db>, cache: &State<EventCache>, slug: &str) -> AppResult<Template> {
+    let data = match cache.get(slug) {
+        Some(data) => data,
+        None => {
+            let lookup = slug.to_string();
+            let data: EventData = Arc::new(
+                db.run(move |conn| Ok(Event::find_public_with_types(conn, &lookup)?))
+                    .await?,
+            );
+            cache.put(slug, data.clone());
+            data
+        }
+    };
+    let view = EventView::new(&data.0, &data.1, Utc::now());
     Ok(render_event(view, None, TicketForm::fresh()))
 }
 

@@ -168,6 +168,36 @@ async fn a_hold_takes_seats_from_type_and_event_and_refuses_whole_when_short() {
     assert!(body.contains("Only 1 left."), "{body}");
     assert!(body.contains("Only 1 seat is left for this event. Nothing was reserved."));
     assert_eq!(seat_state(&mut c, e), (5, 1));
+
+    // Now the event has room, but the VIP type has 1 left (2 of 3 taken): 1 standard +
+    // 2 VIP is refused whole, and the standard seat that was available is not kept either.
+    diesel::update(ticket_types::table.find(vip))
+        .set(ticket_types::capacity.eq(3))
+        .execute(&mut c)
+        .unwrap();
+    diesel::update(ticketing::schema::events::table.find(e))
+        .set(ticketing::schema::events::capacity.eq(20))
+        .execute(&mut c)
+        .unwrap();
+    let (status, _, body) = post_form(
+        &app,
+        "/checkout/hold",
+        &format!("event_id={e}&qty[{st}]=1&qty[{vip}]=2"),
+    )
+    .await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(body.contains("Only 1 left."), "{body}");
+    assert_eq!(
+        seat_state(&mut c, e),
+        (5, 1),
+        "the standard seat was not kept"
+    );
+    let st_taken: i32 = ticket_types::table
+        .find(st)
+        .select(ticket_types::seats_taken)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(st_taken, 3);
     assert!(invariant_violations(&mut c).is_empty());
 }
 
