@@ -515,6 +515,8 @@ rollback() { # reason
     REPORTED=1
     exit 1
   fi
+  info "last log lines of $IMAGE:"
+  remote "cd $QDIR && $DC logs --no-color --tail 60 app" 2>&1 | sed 's/^/    | /' || true
   if ! remote "cd $QDIR && TICKETING_IMAGE=$REPO:previous $DC up -d app && docker tag $REPO:previous $REPO:latest && cp previous_image current_image"; then
     loud "DEPLOY FAILED: $reason" \
       "ROLLBACK FAILED: could not start the previous image $PREV ($REPO:previous). THE SITE MAY BE DOWN." \
@@ -532,7 +534,7 @@ rollback() { # reason
     "ROLLED BACK to $PREV ($REPO:previous): $state." \
     "Migrations of $IMAGE stay applied; if the previous version cannot work with them, restore" \
     "the pre-deploy backup: ssh $HOST '$DEPLOY_DIR/restore $DEPLOY_DIR/$BACKUP_FILE'" \
-    "Logs of the failed version: ssh $HOST 'docker logs --tail 200 \$(docker ps -aq --filter ancestor=$IMAGE | head -n 1)'"
+    "The failed version's last log lines are shown above."
   REPORTED=1
   exit 1
 }

@@ -1,51 +1,64 @@
-//! A tiny in-memory cache of public event pages' data (the event and its ticket types),
-//! kept for about a second. Under a rush thousands of visitors open the same event page;
-//! this turns thousands of identical queries per second into one. Seats left may lag by up
-//! to a second on first paint, which the live availability stream corrects; every decision
-//! that matters (a hold) reads the database. Private events are never cached, so a rotated
-//! link stops working at once.
+//! A tiny in-memory cache for public pages' data (an event with its ticket types; a page of
+//! the listing), kept for about a second. Under a rush thousands of visitors open the same
+//! pages; this turns thousands of identical queries per second into one. Seats left may lag
+//! by up to a second on first paint, which the live availability stream corrects; every
+//! decision that matters (a hold) reads the database. Private events are never cached, so a
+//! rotated link stops working at once.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::models::{Event, TicketType};
+use crate::views::EventCard;
 
 /// How long an entry is served before the database is asked again.
 pub const TTL: Duration = Duration::from_millis(1000);
-/// Entries kept at most (old ones are dropped first when full).
+/// Entries kept at most per cache (stale ones are dropped first when full).
 const MAX_ENTRIES: usize = 1024;
 
-pub type EventData = Arc<(Event, Vec<TicketType>)>;
-
-#[derive(Default)]
-pub struct EventCache {
-    entries: Mutex<HashMap<String, (Instant, EventData)>>,
+/// A map whose entries are served for [`TTL`].
+pub struct TtlCache<K, V> {
+    entries: Mutex<HashMap<K, (Instant, Arc<V>)>>,
 }
 
-impl EventCache {
-    /// The cached data for `slug` if it is fresh.
-    pub fn get(&self, slug: &str) -> Option<EventData> {
-        let entries = self.entries.lock().expect("event cache lock");
+impl<K: Eq + Hash, V> Default for TtlCache<K, V> {
+    fn default() -> Self {
+        TtlCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V> TtlCache<K, V> {
+    /// The cached value for `key` if it is fresh.
+    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+        let entries = self.entries.lock().expect("cache lock");
         entries
-            .get(slug)
+            .get(key)
             .filter(|(at, _)| at.elapsed() < TTL)
-            .map(|(_, data)| data.clone())
+            .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, slug: &str, data: EventData) {
-        let mut entries = self.entries.lock().expect("event cache lock");
+    pub fn put(&self, key: K, value: Arc<V>) {
+        let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (at, _)| at.elapsed() < TTL);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(slug.to_string(), (Instant::now(), data));
+        entries.insert(key, (Instant::now(), value));
     }
 
     /// Forgets everything (after an admin change, so this instance shows it at once).
     pub fn clear(&self) {
-        self.entries.lock().expect("event cache lock").clear();
+        self.entries.lock().expect("cache lock").clear();
     }
 }
+
+/// Public event pages' data by slug.
+pub type EventCache = TtlCache<String, (Event, Vec<TicketType>)>;
+/// Listing pages by page number: the cards and the total number of upcoming events.
+pub type ListingCache = TtlCache<i64, (Vec<EventCard>, i64)>;

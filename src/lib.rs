@@ -99,6 +99,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(config.clone())
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
+        .manage(cache::ListingCache::default())
         .attach(jobs::fairing())
         .attach(templates)
         .attach(fairings::RequestLog)

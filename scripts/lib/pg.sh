@@ -9,7 +9,7 @@ pg_bindir() {
     dirname "$(readlink -f "$(command -v pg_ctl)")"
     return
   fi
-  for d in $(ls -d /usr/lib/postgresql/*/bin /usr/local/pgsql/bin /opt/homebrew/opt/postgresql*/bin 2>/dev/null | sort -V -r); do
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin /usr/local/pgsql/bin /opt/homebrew/opt/postgresql*/bin | sort -V -r); do
     if [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ]; then
       echo "$d"
       return

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::bookings::availability::{self, Availability, Snapshot};
-use crate::cache::{EventCache, EventData};
+use crate::cache::{EventCache, ListingCache};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Event, TicketType};
@@ -30,29 +30,42 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[get("/?<page>")]
-async fn listing(db: &State<Db>, page: Option<i64>) -> AppResult<Template> {
-    let page = page.unwrap_or(1).max(1);
-    let now = Utc::now();
-    let (cards, total) = db
-        .run(move |conn| {
-            let (events, total) =
-                Event::list_upcoming_public(conn, now, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
-            let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-            let types = TicketType::for_events(conn, &ids)?;
-            let cards: Vec<EventCard> = events
-                .iter()
-                .map(|e| {
-                    let mine: Vec<TicketType> = types
+async fn listing(
+    db: &State<Db>,
+    cache: &State<ListingCache>,
+    page: Option<i64>,
+) -> AppResult<Template> {
+    let page = page.unwrap_or(1).clamp(1, 100_000);
+    let data = match cache.get(&page) {
+        Some(data) => data,
+        None => {
+            let now = Utc::now();
+            let data = Arc::new(
+                db.run(move |conn| {
+                    let (events, total) =
+                        Event::list_upcoming_public(conn, now, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
+                    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+                    let types = TicketType::for_events(conn, &ids)?;
+                    let cards: Vec<EventCard> = events
                         .iter()
-                        .filter(|t| t.event_id == e.id)
-                        .cloned()
+                        .map(|e| {
+                            let mine: Vec<TicketType> = types
+                                .iter()
+                                .filter(|t| t.event_id == e.id)
+                                .cloned()
+                                .collect();
+                            EventCard::new(e, &mine)
+                        })
                         .collect();
-                    EventCard::new(e, &mine)
+                    Ok((cards, total))
                 })
-                .collect();
-            Ok((cards, total))
-        })
-        .await?;
+                .await?,
+            );
+            cache.put(page, data.clone());
+            data
+        }
+    };
+    let (cards, total) = (&data.0, data.1);
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     if page > pages {
         return Err(AppError::not_found());
@@ -73,15 +86,16 @@ async fn listing(db: &State<Db>, page: Option<i64>) -> AppResult<Template> {
 
 #[get("/events/<slug>")]
 async fn event_page(db: &State<Db>, cache: &State<EventCache>, slug: &str) -> AppResult<Template> {
-    let data = match cache.get(slug) {
+    let key = slug.to_string();
+    let data = match cache.get(&key) {
         Some(data) => data,
         None => {
-            let lookup = slug.to_string();
-            let data: EventData = Arc::new(
+            let lookup = key.clone();
+            let data = Arc::new(
                 db.run(move |conn| Ok(Event::find_public_with_types(conn, &lookup)?))
                     .await?,
             );
-            cache.put(slug, data.clone());
+            cache.put(key, data.clone());
             data
         }
     };

@@ -92,6 +92,7 @@ deploy() {
   assert_call_order \
     '^ssh .*TICKETING_IMAGE=ticketing:abc1234 docker compose .* up -d' \
     '^ssh .*healthz' \
+    '^ssh .*docker compose .* logs --no-color --tail 60 app' \
     '^ssh .*TICKETING_IMAGE=ticketing:previous docker compose .* up -d app'
   assert_output_has "ROLL BACK"
   assert_output_has "ROLLED BACK to ticketing:old123"
