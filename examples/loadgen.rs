@@ -76,6 +76,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (latencies, sold, refused, errors, elapsed) = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -10,7 +10,6 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::models::{Event, TicketType};
 use crate::views::EventCard;
 
 /// How long an entry is served before the database is asked again.
@@ -58,7 +57,8 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
     }
 }
 
-/// Public event pages' data by slug.
-pub type EventCache = TtlCache<String, (Event, Vec<TicketType>)>;
+/// Public event pages by slug: the serialised `EventView` (times and prices already
+/// formatted).
+pub type EventCache = TtlCache<String, serde_json::Value>;
 /// Listing pages by page number: the cards and the total number of upcoming events.
 pub type ListingCache = TtlCache<i64, (Vec<EventCard>, i64)>;

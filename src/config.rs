@@ -61,6 +61,21 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// How long a hold keeps its seats before the sweeper releases them.
     pub hold_minutes: u32,
+    /// Holds one client IP may create per minute (0: no limit).
+    pub hold_rate_per_minute: u32,
+    /// Cloudflare's ranges: `CF-Connecting-IP` is trusted only from these peers.
+    pub cloudflare_ranges: Vec<ipnet::IpNet>,
+    /// TLS served by the app itself (Cloudflare Origin CA certificate), if configured.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate files for serving HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA of the client certificates to require (Cloudflare's authenticated origin pulls).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// One thing wrong with one variable.
@@ -121,6 +136,9 @@ impl fmt::Debug for Config {
             .field("template_dir", &self.template_dir)
             .field("static_dir", &self.static_dir)
             .field("hold_minutes", &self.hold_minutes)
+            .field("hold_rate_per_minute", &self.hold_rate_per_minute)
+            .field("cloudflare_ranges", &self.cloudflare_ranges.len())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -400,6 +418,67 @@ impl Config {
             |n| (1..=120).contains(n),
         );
 
+        let hold_rate_per_minute = r.parsed(
+            "HOLD_RATE_PER_MINUTE",
+            30u32,
+            "a whole number of holds per minute per client IP (0 turns the limit off)",
+            |n| *n <= 100_000,
+        );
+
+        let cloudflare_ranges = match r.raw("CLOUDFLARE_IPS_FILE") {
+            Some(path) => match crate::net::load_ranges(std::path::Path::new(&path)) {
+                Ok(ranges) => ranges,
+                Err(e) => {
+                    r.problem(
+                        "CLOUDFLARE_IPS_FILE",
+                        format!("expected a file of CIDR ranges: {e}"),
+                    );
+                    Vec::new()
+                }
+            },
+            // The repository's copy, when present; otherwise no proxy is trusted.
+            None => crate::net::load_ranges(std::path::Path::new("config/cloudflare-ips.txt"))
+                .unwrap_or_default(),
+        };
+
+        let existing_file = |r: &mut Reader, var: &'static str| -> Option<PathBuf> {
+            let path = PathBuf::from(r.raw(var)?);
+            if !path.is_file() {
+                r.problem(
+                    var,
+                    format!("expected a readable PEM file, but {path:?} does not exist"),
+                );
+            }
+            Some(path)
+        };
+        let cert = existing_file(&mut r, "TLS_CERT_FILE");
+        let key = existing_file(&mut r, "TLS_KEY_FILE");
+        let client_ca = existing_file(&mut r, "TLS_CLIENT_CA_FILE");
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None) => {
+                if client_ca.is_some() {
+                    r.problem(
+                        "TLS_CLIENT_CA_FILE",
+                        "requires TLS_CERT_FILE and TLS_KEY_FILE (client certificates are checked only over HTTPS)",
+                    );
+                }
+                None
+            }
+            (Some(_), None) => {
+                r.problem("TLS_KEY_FILE", "is required when TLS_CERT_FILE is set");
+                None
+            }
+            (None, Some(_)) => {
+                r.problem("TLS_CERT_FILE", "is required when TLS_KEY_FILE is set");
+                None
+            }
+        };
+
         if !r.problems.is_empty() {
             return Err(ConfigError {
                 problems: r.problems,
@@ -422,6 +501,9 @@ impl Config {
             template_dir,
             static_dir,
             hold_minutes,
+            hold_rate_per_minute,
+            cloudflare_ranges,
+            tls,
         })
     }
 }

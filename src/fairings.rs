@@ -32,8 +32,12 @@ impl Fairing for RequestLog {
         let micros = started.elapsed().as_micros() as u64;
         // Secret tokens in paths (private links, booking pages) are never logged.
         let shown = redact_tokens(req.uri().path().as_str());
+        let client = crate::net::client_ip(req)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         tracing::info!(
             target: "request",
+            client = %client,
             method = %req.method(),
             path = %shown,
             status = res.status().code,
@@ -94,4 +98,46 @@ pub fn redact_tokens(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Where requests without Cloudflare's client certificate are sent (see [`OriginPull`]).
+pub const CLIENT_CERT_REQUIRED: &str = "/_/client-certificate-required";
+
+/// With authenticated origin pulls on, every request must present a client certificate that
+/// chains to the configured CA (Rocket verifies it during the TLS handshake); the one
+/// exception is `/healthz` from loopback, for Docker's and deploy.sh's health checks on the
+/// host. Other requests are answered 403.
+pub struct OriginPull {
+    pub required: bool,
+}
+
+#[rocket::async_trait]
+impl Fairing for OriginPull {
+    fn info(&self) -> Info {
+        Info {
+            name: "authenticated origin pulls",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        if !self.required {
+            return;
+        }
+        let local_health =
+            req.uri().path() == "/healthz" && req.remote().is_some_and(|a| a.ip().is_loopback());
+        if local_health {
+            return;
+        }
+        let has_cert = req
+            .guard::<rocket::mtls::Certificate<'_>>()
+            .await
+            .is_success();
+        if !has_cert {
+            req.set_method(rocket::http::Method::Get);
+            req.set_uri(
+                rocket::http::uri::Origin::parse(CLIENT_CERT_REQUIRED).expect("valid path"),
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@ use rocket::fairing::AdHoc;
 
 use crate::bookings::{expire_due, Availability};
 use crate::db::Db;
+use crate::net::IpRateLimit;
 
 /// How often the sweeper looks for expired holds.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -29,14 +30,28 @@ pub fn fairing() -> AdHoc {
                 Duration::from_secs(1),
                 shutdown.clone(),
             ));
-            rocket::tokio::spawn(sweep_holds(db, availability, shutdown));
+            let limit = rocket.state::<IpRateLimit>().cloned();
+            rocket::tokio::spawn(sweep_holds(db, availability, limit, shutdown));
         })
     })
 }
 
 /// Releases the seats of holds past their deadline, every [`SWEEP_EVERY`].
-async fn sweep_holds(db: Db, availability: Availability, mut shutdown: rocket::Shutdown) {
+/// Also tidies the hold rate limiter's memory once a minute.
+async fn sweep_holds(
+    db: Db,
+    availability: Availability,
+    limit: Option<IpRateLimit>,
+    mut shutdown: rocket::Shutdown,
+) {
+    let mut rounds: u64 = 0;
     loop {
+        rounds += 1;
+        if rounds % 60 == 0 {
+            if let Some(limit) = &limit {
+                limit.tidy();
+            }
+        }
         rocket::tokio::select! {
             _ = &mut shutdown => break,
             _ = rocket::tokio::time::sleep(SWEEP_EVERY) => {}

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod logging;
 pub mod models;
 pub mod money;
+pub mod net;
 pub mod passwords;
 pub mod routes;
 pub mod schema;
@@ -65,6 +66,22 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .merge(("cli_colors", false))
         .merge(("shutdown.grace", 10))
         .merge(("shutdown.mercy", 5));
+    let figment = match &config.tls {
+        None => figment,
+        Some(tls) => {
+            let figment = figment
+                .merge(("tls.certs", tls.cert.clone()))
+                .merge(("tls.key", tls.key.clone()));
+            match &tls.client_ca {
+                // Checked per request by `fairings::OriginPull`, so that the host's own
+                // health check on loopback can still reach /healthz.
+                Some(ca) => figment
+                    .merge(("tls.mutual.ca_certs", ca.clone()))
+                    .merge(("tls.mutual.mandatory", false)),
+                None => figment,
+            }
+        }
+    };
 
     let info = AppInfo {
         base_url: config.base_url.clone(),
@@ -100,10 +117,17 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())
+        .manage(net::TrustedProxies {
+            ranges: config.cloudflare_ranges.clone(),
+        })
+        .manage(net::IpRateLimit::per_minute(config.hold_rate_per_minute))
         .attach(jobs::fairing())
         .attach(templates)
         .attach(fairings::RequestLog)
         .attach(fairings::Headers)
+        .attach(fairings::OriginPull {
+            required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        })
         .register("/", catchers![default_catcher])
         .mount("/static", FileServer::from(&config.static_dir).rank(20));
     routes::mount(rocket)

@@ -23,6 +23,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Attendee, Booking, BookingItem, BookingState, Event, TicketType};
 use crate::money::Money;
+use crate::net::{ClientIp, IpRateLimit};
 use crate::routes::public::{render_event, TicketForm};
 use crate::schema::{attendees, bookings};
 use crate::tokens::looks_like_token;
@@ -61,8 +62,17 @@ async fn hold(
     db: &State<Db>,
     config: &State<Config>,
     availability: &State<Availability>,
+    limit: &State<IpRateLimit>,
+    client: ClientIp,
     form: Form<HoldForm>,
 ) -> AppResult<Page> {
+    if !limit.allow(client.0) {
+        tracing::warn!(client = %client.0, "hold rate limit reached");
+        return Err(AppError::new(
+            Status::TooManyRequests,
+            "Too many booking attempts from your network. Please wait a minute and try again.",
+        ));
+    }
     let form = form.into_inner();
     let Ok(event_id) = form.event_id.trim().parse::<i64>() else {
         return Err(AppError::not_found());

@@ -7,9 +7,20 @@ use rocket::{get, routes, Route, State};
 use serde_json::{json, Value};
 
 use crate::db::Db;
+use crate::error::AppError;
 
 pub fn routes() -> Vec<Route> {
-    routes![healthz]
+    routes![healthz, client_certificate_required]
+}
+
+/// The answer to a request that came without Cloudflare's client certificate while
+/// authenticated origin pulls are required (see `fairings::OriginPull`).
+#[get("/_/client-certificate-required")]
+fn client_certificate_required() -> AppError {
+    AppError::new(
+        Status::Forbidden,
+        "This server only answers requests that come through Cloudflare.",
+    )
 }
 
 /// 200 with `{"status":"ok"}` when the database answers a query, 503 when it does not.

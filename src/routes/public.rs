@@ -92,15 +92,18 @@ async fn event_page(db: &State<Db>, cache: &State<EventCache>, slug: &str) -> Ap
         None => {
             let lookup = key.clone();
             let data = Arc::new(
-                db.run(move |conn| Ok(Event::find_public_with_types(conn, &lookup)?))
-                    .await?,
+                db.run(move |conn| {
+                    let (event, types) = Event::find_public_with_types(conn, &lookup)?;
+                    serde_json::to_value(EventView::new(&event, &types, Utc::now()))
+                        .map_err(AppError::internal)
+                })
+                .await?,
             );
             cache.put(key, data.clone());
             data
         }
     };
-    let view = EventView::new(&data.0, &data.1, Utc::now());
-    Ok(render_event(view, None, TicketForm::fresh()))
+    Ok(render_event_value(&data, None, TicketForm::fresh()))
 }
 
 /// Live seats left for an open event page (Server-Sent Events).
@@ -166,14 +169,24 @@ impl TicketForm {
 
 /// Renders the event page for a public event or, with `private_token`, a private one.
 pub fn render_event(view: EventView, private_token: Option<&str>, form: TicketForm) -> Template {
+    let value = serde_json::to_value(view).unwrap_or_default();
+    render_event_value(&value, private_token, form)
+}
+
+/// [`render_event`] from an already serialised [`EventView`] (the cached form).
+pub fn render_event_value(
+    view: &serde_json::Value,
+    private_token: Option<&str>,
+    form: TicketForm,
+) -> Template {
     let base = match private_token {
         Some(token) => format!("/p/{token}"),
-        None => format!("/events/{}", view.slug),
+        None => format!("/events/{}", view["slug"].as_str().unwrap_or_default()),
     };
     Template::render(
         "event",
         json!({
-            "title": view.title,
+            "title": view["title"],
             "event": view,
             "private": private_token.is_some(),
             "private_token": private_token,

@@ -178,6 +178,7 @@ pub fn base_vars(database_url: &str) -> HashMap<String, String> {
         ("DATABASE_TIMEOUT_SECONDS", "2"),
         ("BASE_URL", "http://tickets.test"),
         ("LOG_LEVEL", "warn"),
+        ("HOLD_RATE_PER_MINUTE", "0"),
         ("TEMPLATE_DIR", &format!("{root}/templates")),
         ("STATIC_DIR", &format!("{root}/static")),
     ]
@@ -330,6 +331,11 @@ impl TestServer {
         adjust(&mut vars);
         let mut config = Config::from_map(&vars).expect("test configuration is valid");
         config.port = 0;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (tx, rx) = rocket::tokio::sync::oneshot::channel();
         let tx = std::sync::Mutex::new(Some(tx));
         let rocket = ticketing::rocket(&config, ticketing::connect(&config)).attach(
@@ -354,7 +360,7 @@ impl TestServer {
             .expect("server reported its port");
         assert_ne!(port, 0, "Rocket did not report the bound port");
         TestServer {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             db,
             shutdown,
         }
@@ -375,8 +381,14 @@ impl Drop for TestServer {
     }
 }
 
+/// Installs rustls' crypto provider (ring) once; reqwest needs it before any client is built.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client that does not follow redirects (tests look at each step) and keeps cookies.
 pub fn http_client() -> reqwest::Client {
+    install_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)

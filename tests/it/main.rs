@@ -4,6 +4,7 @@ mod helpers;
 
 mod bookings;
 mod config;
+mod edge;
 mod health;
 mod migrations;
 mod private;

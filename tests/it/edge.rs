@@ -1,0 +1,273 @@
+//! The app at the edge, behind Cloudflare: the client IP from `CF-Connecting-IP` only from
+//! Cloudflare's ranges (rate limits key on it), TLS with an origin certificate, authenticated
+//! origin pulls (client certificates), and a clean stop on SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rocket::http::{ContentType, Header, Status};
+
+use crate::helpers::{add_ticket_type, EventSpec, TestApp, TestDb, TestServer};
+
+async fn hold_status(app: &TestApp, peer: &str, cf_ip: Option<&str>, body: &str) -> Status {
+    let mut req = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .remote(peer.parse::<SocketAddr>().unwrap())
+        .body(body);
+    if let Some(ip) = cf_ip {
+        req = req.header(Header::new("CF-Connecting-IP", ip.to_string()));
+    }
+    req.dispatch().await.status()
+}
+
+#[rocket::async_test]
+async fn holds_are_rate_limited_by_the_real_client_ip() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("HOLD_RATE_PER_MINUTE".into(), "2".into());
+        v.insert(
+            "CLOUDFLARE_IPS_FILE".into(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/cloudflare-ips.txt").into(),
+        );
+    })
+    .await;
+    let mut c = app.conn();
+    let event = EventSpec::public("limited", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 100, 100);
+    let body = format!("event_id={}&qty[{}]=1", event.id, t.id);
+    let cloudflare = "173.245.48.10:443";
+
+    // Through Cloudflare: each visitor (CF-Connecting-IP) has a budget of their own.
+    for _ in 0..2 {
+        assert_eq!(
+            hold_status(&app, cloudflare, Some("203.0.113.5"), &body).await,
+            Status::SeeOther
+        );
+    }
+    assert_eq!(
+        hold_status(&app, cloudflare, Some("203.0.113.5"), &body).await,
+        Status::TooManyRequests
+    );
+    assert_eq!(
+        hold_status(&app, cloudflare, Some("203.0.113.6"), &body).await,
+        Status::SeeOther
+    );
+
+    // From elsewhere the header is ignored (it could be forged): the peer is the client.
+    let direct = "198.51.100.7:5000";
+    assert_eq!(
+        hold_status(&app, direct, Some("203.0.113.20"), &body).await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        hold_status(&app, direct, Some("203.0.113.21"), &body).await,
+        Status::SeeOther
+    );
+    let res = hold_status(&app, direct, Some("203.0.113.22"), &body).await;
+    assert_eq!(
+        res,
+        Status::TooManyRequests,
+        "a forged CF-Connecting-IP must not reset the budget"
+    );
+    // The limited requests changed nothing.
+    let (taken, bookings) = crate::helpers::seat_state(&mut c, event.id);
+    assert_eq!((taken, bookings), (5, 5));
+}
+
+struct Pki {
+    dir: std::path::PathBuf,
+    server_ca: CertifiedIssuer<'static, KeyPair>,
+    client_ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// Writes (cert, key) PEM files for a leaf signed by `issuer`.
+fn leaf(
+    dir: &std::path::Path,
+    name: &str,
+    sans: &[&str],
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (
+        cert_path,
+        key_path,
+        format!("{}{}", cert.pem(), key.serialize_pem()),
+    )
+}
+
+fn pki() -> Pki {
+    crate::helpers::install_crypto();
+    let dir = std::env::temp_dir().join(format!("tls-{}", ticketing::tokens::url_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    Pki {
+        dir,
+        server_ca: ca("Test Origin CA"),
+        client_ca: ca("Test Origin Pull CA"),
+    }
+}
+
+fn client(pki: &Pki, identity: Option<&str>) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(pki.server_ca.pem().as_bytes()).unwrap();
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([root])
+        .timeout(Duration::from_secs(10));
+    if let Some(pem) = identity {
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+#[rocket::async_test]
+async fn serves_https_with_the_origin_certificate() {
+    let pki = pki();
+    let (cert, key, _) = leaf(
+        &pki.dir,
+        "origin",
+        &["127.0.0.1", "localhost"],
+        &pki.server_ca,
+    );
+    let server = TestServer::spawn_with(|v| {
+        v.insert("TLS_CERT_FILE".into(), cert.display().to_string());
+        v.insert("TLS_KEY_FILE".into(), key.display().to_string());
+    })
+    .await;
+    assert!(server.base.starts_with("https://"));
+    let res = client(&pki, None)
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A client that does not trust the origin CA is refused by TLS itself.
+    let other = ca("Someone Else");
+    let stranger = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(other.pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    assert!(stranger.get(server.url("/healthz")).send().await.is_err());
+}
+
+#[rocket::async_test]
+async fn with_origin_pulls_required_only_clients_with_the_certificate_get_in() {
+    let pki = pki();
+    let (cert, key, _) = leaf(&pki.dir, "origin", &["127.0.0.1"], &pki.server_ca);
+    let ca_file = pki.dir.join("origin-pull-ca.pem");
+    std::fs::write(&ca_file, pki.client_ca.pem()).unwrap();
+    let (_, _, cloudflare_identity) =
+        leaf(&pki.dir, "cloudflare", &["cloudflare.test"], &pki.client_ca);
+    let rogue_ca = ca("Rogue");
+    let (_, _, rogue_identity) = leaf(&pki.dir, "rogue", &["rogue.test"], &rogue_ca);
+    let server = TestServer::spawn_with(|v| {
+        v.insert("TLS_CERT_FILE".into(), cert.display().to_string());
+        v.insert("TLS_KEY_FILE".into(), key.display().to_string());
+        v.insert("TLS_CLIENT_CA_FILE".into(), ca_file.display().to_string());
+    })
+    .await;
+    let mut c = server.conn();
+    EventSpec::public("pulled", 3)
+        .title("Pulled Event")
+        .insert(&mut c);
+
+    let anonymous = client(&pki, None);
+    let res = anonymous.get(server.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = anonymous
+        .get(server.url("/events/pulled"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(!res.text().await.unwrap().contains("Pulled Event"));
+    // A certificate from another CA fails the handshake or is refused.
+    if let Ok(res) = client(&pki, Some(&rogue_identity))
+        .get(server.url("/"))
+        .send()
+        .await
+    {
+        assert_eq!(res.status(), 403)
+    }
+    // The host's own health check on loopback still works without a certificate.
+    assert_eq!(
+        anonymous
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let cloudflare = client(&pki, Some(&cloudflare_identity));
+    let res = cloudflare
+        .get(server.url("/events/pulled"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Pulled Event"));
+}
+
+#[test]
+fn the_server_stops_cleanly_on_sigterm() {
+    let db = TestDb::migrated();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .arg("serve")
+        .env("APP_ENV", "local")
+        .env("DATABASE_URL", &db.url)
+        .env("PORT", port.to_string())
+        .env("LOG_LEVEL", "warn")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let stopping = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "did not stop within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
