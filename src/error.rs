@@ -33,6 +33,12 @@ impl AppError {
         }
     }
 
+    /// Attaches the underlying cause (logged, never shown).
+    pub fn with_source(mut self, source: impl fmt::Display) -> AppError {
+        self.source = Some(source.to_string());
+        self
+    }
+
     pub fn not_found() -> AppError {
         AppError::new(Status::NotFound, default_message(Status::NotFound))
     }

@@ -31,6 +31,9 @@ pub fn fairing() -> AdHoc {
                 shutdown.clone(),
             ));
             let limit = rocket.state::<IpRateLimit>().cloned();
+            if let Some(paypal) = rocket.state::<crate::paypal::PayPal>().cloned() {
+                rocket::tokio::spawn(reconcile_payments(db.clone(), paypal, shutdown.clone()));
+            }
             rocket::tokio::spawn(sweep_holds(db, availability, limit, shutdown));
         })
     })
@@ -71,6 +74,23 @@ async fn sweep_holds(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often bookings stuck in `awaiting_payment` are settled from PayPal.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+/// Settles bookings awaiting payment for over ten minutes from PayPal's state, so that a
+/// lost webhook or a crash between capture and commit loses nothing.
+async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown: rocket::Shutdown) {
+    loop {
+        rocket::tokio::select! {
+            _ = &mut shutdown => break,
+            _ = rocket::tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+        if let Err(e) = paypal.reconcile(&db, 20).await {
+            tracing::warn!(error = %e, "payment reconciliation failed");
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod models;
 pub mod money;
 pub mod net;
 pub mod passwords;
+pub mod paypal;
 pub mod routes;
 pub mod schema;
 pub mod seed;
@@ -54,7 +55,16 @@ pub fn connect(config: &Config) -> Db {
 }
 
 /// Builds the Rocket application: every area mounted, templates, static files, catchers.
+/// Panics when the PayPal trust store cannot be read (checked by `Config` already).
 pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
+    let paypal = paypal::build(
+        config.paypal.clone(),
+        &config.base_url,
+        &config.site_name,
+        config.hold_minutes,
+        config.app_env.is_production(),
+    )
+    .unwrap_or_else(|e| panic!("PayPal webhook CA files: {e}"));
     let figment = rocket::Config::figment()
         .merge(("address", config.bind_address))
         .merge(("port", config.port))
@@ -114,6 +124,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(db)
         .manage(info)
         .manage(config.clone())
+        .manage(paypal)
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())

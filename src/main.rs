@@ -5,10 +5,14 @@ use std::process::ExitCode;
 
 use ticketing::{config::Config, logging};
 
-const USAGE: &str = "usage: ticketing [serve | migrate | seed]
+const USAGE: &str = "usage: ticketing [serve | migrate | seed | paypal verify-webhook ...]
   serve    apply pending migrations and run the web app (default)
   migrate  apply pending migrations and exit
-  seed     apply migrations, then add demo events and an admin account (safe to repeat)";
+  seed     apply migrations, then add demo events and an admin account (safe to repeat)
+  paypal verify-webhook --body FILE --headers FILE --webhook-id ID --cert PEM
+                        [--at RFC3339-TIME] [--ca PEM]...
+           check a PayPal webhook delivery offline: prints `valid` (exit 0)
+           or `invalid: <reason>` (exit 1)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,6 +20,9 @@ fn main() -> ExitCode {
     if matches!(command, "-h" | "--help" | "help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
+    }
+    if command == "paypal" {
+        return paypal_command(&args[1..]);
     }
     if !matches!(command, "serve" | "migrate" | "seed") {
         eprintln!("unknown command {command:?}\n{USAGE}");
@@ -94,6 +101,86 @@ fn serve(config: Config, db: ticketing::Db) -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ticketing: the server stopped with an error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `paypal verify-webhook`: offline verification for operators and tests; needs no database.
+fn paypal_command(args: &[String]) -> ExitCode {
+    use ticketing::paypal::verify;
+    if args.first().map(String::as_str) != Some("verify-webhook") {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let mut opts: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    let mut it = args[1..].iter();
+    while let Some(flag) = it.next() {
+        match (flag.as_str(), it.next()) {
+            (
+                f @ ("--body" | "--headers" | "--webhook-id" | "--cert" | "--at" | "--ca"),
+                Some(v),
+            ) => opts.entry(f).or_default().push(v),
+            _ => {
+                eprintln!("unexpected argument {flag:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let one = |k: &str| opts.get(k).and_then(|v| v.last().copied());
+    let (Some(body), Some(headers), Some(webhook_id), Some(cert)) = (
+        one("--body"),
+        one("--headers"),
+        one("--webhook-id"),
+        one("--cert"),
+    ) else {
+        eprintln!("--body, --headers, --webhook-id and --cert are required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = (|| -> Result<(), String> {
+        let body = std::fs::read(body).map_err(|e| format!("cannot read {body}: {e}"))?;
+        let headers_json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(headers).map_err(|e| format!("cannot read {headers}: {e}"))?,
+        )
+        .map_err(|e| format!("{headers} is not JSON: {e}"))?;
+        // Either {"headers": {...}} (the sample's shape) or the headers object itself.
+        let h = headers_json.get("headers").unwrap_or(&headers_json);
+        let headers: verify::TransmissionHeaders = serde_json::from_value(h.clone())
+            .map_err(|e| format!("headers file lacks a PayPal header: {e}"))?;
+        let cert = std::fs::read(cert).map_err(|e| format!("cannot read {cert}: {e}"))?;
+        let now = match one("--at") {
+            Some(at) => verify::parse_time(at)?,
+            None => std::time::SystemTime::now(),
+        };
+        let ca_files: Vec<std::path::PathBuf> = match opts.get("--ca") {
+            Some(list) => list.iter().map(Into::into).collect(),
+            None => [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "config/paypal-webhook-ca.pem",
+            ]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_file())
+            .collect(),
+        };
+        let trust = verify::TrustStore::from_files(&ca_files)?;
+        verify::verify(
+            &headers,
+            &body,
+            webhook_id,
+            &cert,
+            &trust,
+            &verify::CertPolicy::default(),
+            now,
+        )
+    })();
+    match result {
+        Ok(()) => {
+            println!("valid");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("invalid: {reason}");
             ExitCode::FAILURE
         }
     }

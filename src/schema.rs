@@ -82,6 +82,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    payments (id) {
+        id -> Int8,
+        booking_id -> Int8,
+        provider -> Text,
+        order_id -> Text,
+        order_status -> Text,
+        capture_id -> Nullable<Text>,
+        capture_status -> Nullable<Text>,
+        amount_minor -> Int8,
+        #[max_length = 3]
+        currency -> Bpchar,
+        approve_url -> Text,
+        capture_attempt -> Int4,
+        refunded_minor -> Int8,
+        late_refused -> Bool,
+        reconciled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> Int8,
+        payment_id -> Int8,
+        request_id -> Text,
+        paypal_refund_id -> Nullable<Text>,
+        amount_minor -> Int8,
+        #[max_length = 3]
+        currency -> Bpchar,
+        status -> Text,
+        note -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     ticket_types (id) {
         id -> Int8,
         event_id -> Int8,
@@ -98,6 +135,21 @@ diesel::table! {
         position -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Int8,
+        event_id -> Text,
+        event_type -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        order_id -> Nullable<Text>,
+        body -> Jsonb,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        outcome -> Text,
     }
 }
 
@@ -120,6 +172,8 @@ diesel::joinable!(booking_history -> bookings (booking_id));
 diesel::joinable!(booking_items -> bookings (booking_id));
 diesel::joinable!(booking_items -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> events (event_id));
+diesel::joinable!(payments -> bookings (booking_id));
+diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(ticket_types -> events (event_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -128,6 +182,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     booking_items,
     bookings,
     events,
+    payments,
+    refunds,
     ticket_types,
     users,
+    webhook_events,
 );

@@ -24,6 +24,7 @@ use crate::error::{AppError, AppResult};
 use crate::models::{Attendee, Booking, BookingItem, BookingState, Event, TicketType};
 use crate::money::Money;
 use crate::net::{ClientIp, IpRateLimit};
+use crate::paypal::PayPal;
 use crate::routes::public::{render_event, TicketForm};
 use crate::schema::{attendees, bookings};
 use crate::tokens::looks_like_token;
@@ -516,23 +517,31 @@ async fn review(db: &State<Db>, token: &str) -> AppResult<Page> {
     )))
 }
 
-/// The buyer confirms: a free booking is confirmed at once; a paid one goes to payment.
+/// The buyer confirms: a free booking is confirmed at once; a paid one goes to PayPal.
 #[post("/<token>/confirm")]
-async fn confirm(db: &State<Db>, token: &str) -> AppResult<Page> {
+async fn confirm(db: &State<Db>, paypal: &State<PayPal>, token: &str) -> AppResult<Page> {
     let l = load(db, token).await?;
-    if l.booking.state() != BookingState::Held {
+    let state = l.booking.state();
+    if !matches!(state, BookingState::Held | BookingState::AwaitingPayment) {
         return Ok(booking_redirect(token));
     }
     if !l.booking.has_details() {
         return Ok(Page::Redirect(Redirect::to(format!("/checkout/{token}"))));
     }
     if l.booking.total_minor > 0 {
-        let mut ctx = context(&l, false);
-        ctx["error"] = json!("Online payment is not available right now. Your seats stay held until the time shown; please try again shortly.");
-        return Ok(Page::Status((
-            Status::ServiceUnavailable,
-            Template::render("checkout_review", ctx),
-        )));
+        return match paypal.start(db, l.booking.id).await {
+            Ok(approve_url) => Ok(Page::Redirect(Redirect::to(approve_url))),
+            Err(e) if e.status == Status::ServiceUnavailable => {
+                tracing::warn!(error = %e, "could not start a PayPal payment");
+                let mut ctx = context(&l, false);
+                ctx["error"] = json!(e.message);
+                Ok(Page::Status((
+                    Status::ServiceUnavailable,
+                    Template::render("checkout_review", ctx),
+                )))
+            }
+            Err(e) => Err(e),
+        };
     }
     let id = l.booking.id;
     db.run(move |conn| {

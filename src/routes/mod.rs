@@ -5,6 +5,7 @@ use rocket::{Build, Rocket};
 
 pub mod checkout;
 pub mod ops;
+pub mod payments;
 pub mod private;
 pub mod public;
 
@@ -15,5 +16,6 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/p", private::routes())
         .mount("/checkout", checkout::routes())
         .mount("/bookings", checkout::booking_routes())
+        .mount("/payments/paypal", payments::routes())
         .mount("/", ops::routes())
 }

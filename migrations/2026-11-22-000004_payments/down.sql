@@ -1,0 +1,3 @@
+DROP TABLE webhook_events;
+DROP TABLE refunds;
+DROP TABLE payments;

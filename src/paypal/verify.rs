@@ -1,0 +1,242 @@
+//! Offline verification of PayPal webhook signatures (PayPal's "SHA256withRSA" scheme):
+//! the signed message is `transmission_id|transmission_time|webhook_id|crc32(body)` with the
+//! CRC-32 of the raw body in decimal, signed RSASSA-PKCS1-v1_5/SHA-256 by the certificate at
+//! `paypal-cert-url`. The URL must be https on paypal.com (or a subdomain); the certificate
+//! must chain to a trusted CA, be valid at the verifier's clock, and name a paypal.com host.
+//! Outside production the simulator's own host and CA can be allowed too.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Deserialize;
+
+/// The transmission headers PayPal sends with every webhook delivery.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct TransmissionHeaders {
+    #[serde(rename = "paypal-transmission-id")]
+    pub transmission_id: String,
+    #[serde(rename = "paypal-transmission-time")]
+    pub transmission_time: String,
+    #[serde(rename = "paypal-transmission-sig")]
+    pub transmission_sig: String,
+    #[serde(rename = "paypal-cert-url")]
+    pub cert_url: String,
+    #[serde(rename = "paypal-auth-algo", default)]
+    pub auth_algo: String,
+}
+
+impl TransmissionHeaders {
+    /// Reads the headers by name (case-insensitive lookup is the caller's).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let need = |name: &str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("header {name} is missing"))
+        };
+        Ok(TransmissionHeaders {
+            transmission_id: need("paypal-transmission-id")?,
+            transmission_time: need("paypal-transmission-time")?,
+            transmission_sig: need("paypal-transmission-sig")?,
+            cert_url: need("paypal-cert-url")?,
+            auth_algo: get("paypal-auth-algo").unwrap_or_default(),
+        })
+    }
+}
+
+/// CRC-32 (IEEE) of the raw body, as PayPal puts it in the signed message.
+pub fn body_crc32(body: &[u8]) -> u32 {
+    crc32fast::hash(body)
+}
+
+/// The exact string PayPal signed.
+pub fn signed_message(h: &TransmissionHeaders, webhook_id: &str, body: &[u8]) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        h.transmission_id,
+        h.transmission_time,
+        webhook_id,
+        body_crc32(body)
+    )
+}
+
+/// Which certificate hosts are acceptable besides PayPal's own.
+#[derive(Debug, Clone, Default)]
+pub struct CertPolicy {
+    /// Extra allowed `scheme://host:port` prefixes (the simulator, outside production only).
+    pub extra_url_prefixes: Vec<String>,
+    /// Extra allowed certificate subject names (the simulator's).
+    pub extra_subject_names: Vec<String>,
+}
+
+fn host_is_paypal(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host == "paypal.com" || host.ends_with(".paypal.com")
+}
+
+/// Checks that the certificate URL may be fetched: https on paypal.com or a subdomain (no
+/// user info, no odd port), or one of the policy's extra prefixes.
+pub fn check_cert_url(url: &str, policy: &CertPolicy) -> Result<(), String> {
+    if policy
+        .extra_url_prefixes
+        .iter()
+        .any(|prefix| url.starts_with(&format!("{}/", prefix.trim_end_matches('/'))))
+    {
+        return Ok(());
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("certificate URL is not https: {url}"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!("certificate URL has user info: {url}"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    if port.is_some_and(|p| p != "443") {
+        return Err(format!("certificate URL uses an unexpected port: {url}"));
+    }
+    if !host_is_paypal(host) {
+        return Err(format!("certificate URL is not on paypal.com: {url}"));
+    }
+    Ok(())
+}
+
+/// Parses every certificate in a PEM bundle.
+pub fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| format!("unreadable PEM: {e:?}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM data".into());
+    }
+    Ok(certs)
+}
+
+/// Trusted CAs for webhook certificates.
+#[derive(Debug, Clone, Default)]
+pub struct TrustStore {
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+impl TrustStore {
+    /// Loads every PEM certificate from the given files; unreadable files are an error.
+    pub fn from_files(paths: &[std::path::PathBuf]) -> Result<TrustStore, String> {
+        let mut certs = Vec::new();
+        for path in paths {
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+            certs.extend(pem_certs(&pem).map_err(|e| format!("{path:?}: {e}"))?);
+        }
+        Ok(TrustStore { certs })
+    }
+}
+
+/// Parses an RFC 3339 time (the `--at` option, transmission times) to a system time.
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let at = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|_| format!("not an RFC 3339 time: {text:?}"))?;
+    let secs = u64::try_from(at.timestamp()).map_err(|_| format!("time before 1970: {text}"))?;
+    Ok(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Verifies one delivery against the certificate PEM served at its cert URL.
+/// `now` is the clock for the certificate's validity (tests and `--at` set it).
+pub fn verify(
+    headers: &TransmissionHeaders,
+    body: &[u8],
+    webhook_id: &str,
+    cert_pem: &[u8],
+    trust: &TrustStore,
+    policy: &CertPolicy,
+    now: SystemTime,
+) -> Result<(), String> {
+    if !headers.auth_algo.is_empty() && !headers.auth_algo.eq_ignore_ascii_case("SHA256withRSA") {
+        return Err(format!(
+            "unsupported paypal-auth-algo {:?}",
+            headers.auth_algo
+        ));
+    }
+    check_cert_url(&headers.cert_url, policy)?;
+    let chain = pem_certs(cert_pem)?;
+    let leaf = webpki::EndEntityCert::try_from(&chain[0])
+        .map_err(|e| format!("unreadable certificate: {e:?}"))?;
+    let anchors: Vec<_> = trust
+        .certs
+        .iter()
+        .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
+        .collect();
+    if anchors.is_empty() {
+        return Err("no trusted CA is configured".into());
+    }
+    // Other certificates served with the leaf, and the trusted ones, may be intermediates.
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+        .iter()
+        .chain(trust.certs.iter())
+        .cloned()
+        .collect();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "clock before 1970".to_string())?;
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &intermediates,
+        UnixTime::since_unix_epoch(secs),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| format!("certificate not trusted at that time: {e:?}"))?;
+    let mut names = vec![
+        "messageverificationcerts.paypal.com".to_string(),
+        "messageverificationcerts.sandbox.paypal.com".to_string(),
+    ];
+    names.extend(policy.extra_subject_names.iter().cloned());
+    let named = names.iter().any(|n| {
+        ServerName::try_from(n.as_str())
+            .map(|sn| leaf.verify_is_valid_for_subject_name(&sn).is_ok())
+            .unwrap_or(false)
+    });
+    if !named {
+        return Err("certificate is not PayPal's message verification certificate".into());
+    }
+    use base64::Engine;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(headers.transmission_sig.trim())
+        .map_err(|_| "signature is not base64".to_string())?;
+    leaf.verify_signature(
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        signed_message(headers, webhook_id, body).as_bytes(),
+        &signature,
+    )
+    .map_err(|_| "signature does not match".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_urls_must_be_https_on_paypal() {
+        let p = CertPolicy::default();
+        assert!(check_cert_url("https://api.paypal.com/v1/notifications/certs/CERT-1", &p).is_ok());
+        assert!(check_cert_url("https://api-m.sandbox.paypal.com/x", &p).is_ok());
+        for bad in [
+            "http://api.paypal.com/x",
+            "https://paypal.com.evil.test/x",
+            "https://evilpaypal.com/x",
+            "https://api.paypal.com@evil.test/x",
+            "https://api.paypal.com:8443/x",
+            "https://evil.test/api.paypal.com/x",
+        ] {
+            assert!(check_cert_url(bad, &p).is_err(), "{bad}");
+        }
+        let sim = CertPolicy {
+            extra_url_prefixes: vec!["http://127.0.0.1:9000".into()],
+            extra_subject_names: vec![],
+        };
+        assert!(check_cert_url("http://127.0.0.1:9000/v1/notifications/certs/X", &sim).is_ok());
+        assert!(check_cert_url("http://127.0.0.1:9001/v1/notifications/certs/X", &sim).is_err());
+    }
+}
