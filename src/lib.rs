@@ -19,6 +19,7 @@ pub mod paypal;
 pub mod routes;
 pub mod schema;
 pub mod seed;
+pub mod simulator;
 pub mod timefmt;
 pub mod tokens;
 pub mod views;
