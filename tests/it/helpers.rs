@@ -328,14 +328,20 @@ impl TestServer {
         let db = TestDb::migrated();
         let mut vars = base_vars(&db.url);
         vars.insert("DATABASE_POOL_SIZE".into(), "20".into());
+        // A free port chosen now, so that BASE_URL (links, PayPal return URLs) points here.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
         adjust(&mut vars);
-        let mut config = Config::from_map(&vars).expect("test configuration is valid");
-        config.port = 0;
-        let scheme = if config.tls.is_some() {
+        let scheme = if vars.contains_key("TLS_CERT_FILE") {
             "https"
         } else {
             "http"
         };
+        vars.insert("BASE_URL".into(), format!("{scheme}://127.0.0.1:{port}"));
+        vars.insert("PORT".into(), port.to_string());
+        let config = Config::from_map(&vars).expect("test configuration is valid");
         let (tx, rx) = rocket::tokio::sync::oneshot::channel();
         let tx = std::sync::Mutex::new(Some(tx));
         let rocket = ticketing::rocket(&config, ticketing::connect(&config)).attach(
@@ -354,11 +360,11 @@ impl TestServer {
                 eprintln!("test server failed: {e}");
             }
         });
-        let (port, shutdown) = rocket::tokio::time::timeout(std::time::Duration::from_secs(20), rx)
+        let (bound, shutdown) = rocket::tokio::time::timeout(std::time::Duration::from_secs(20), rx)
             .await
             .expect("server started in time")
             .expect("server reported its port");
-        assert_ne!(port, 0, "Rocket did not report the bound port");
+        assert_eq!(bound, port);
         TestServer {
             base: format!("{scheme}://127.0.0.1:{port}"),
             db,

@@ -1,0 +1,668 @@
+//! Paying with PayPal end to end, over real HTTP, against the project's PayPal simulator:
+//! happy path, buyers who never come back, duplicate and reordered webhooks, pending and
+//! declined captures, late approvals, forged webhooks, PayPal failing or slow, a crash
+//! between capture and commit, refunds and reversals. After each: the seat invariant holds
+//! and no order was captured twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use ticketing::models::Event;
+use ticketing::schema::{bookings, payments, webhook_events};
+use ticketing::simulator::Sim;
+
+use crate::helpers::{add_ticket_type, http_client, invariant_violations, EventSpec, TestServer};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The app and the simulator, wired to each other.
+struct World {
+    app: TestServer,
+    sim: String,
+    client: reqwest::Client,
+    event: Event,
+    type_id: i64,
+}
+
+async fn world(capacity: i32) -> World {
+    world_with(capacity, |_| {}).await
+}
+
+async fn world_with(
+    capacity: i32,
+    adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> World {
+    crate::helpers::install_crypto();
+    let port = free_port();
+    let sim_base = format!("http://127.0.0.1:{port}");
+    let sim = Arc::new(Sim::new(&sim_base, "", "WH-SIMULATOR"));
+    let figment = rocket::Config::figment()
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", port))
+        .merge(("log_level", rocket::config::LogLevel::Off));
+    rocket::tokio::spawn(ticketing::simulator::rocket(figment, sim).launch());
+    let base = sim_base.clone();
+    let app = TestServer::spawn_with(move |v| {
+        v.insert("PAYPAL_MODE".into(), "simulator".into());
+        v.insert("PAYPAL_API_BASE".into(), base);
+        v.insert("PAYPAL_TIMEOUT_SECONDS".into(), "1".into());
+        adjust(v);
+    })
+    .await;
+    let client = http_client();
+    for _ in 0..100 {
+        if client
+            .get(format!("{sim_base}/simulator/control"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    control(
+        &client,
+        &sim_base,
+        json!({ "webhook_url": app.url("/payments/paypal/webhook") }),
+    )
+    .await;
+    let mut c = app.conn();
+    let event = EventSpec::public("concert", 10)
+        .capacity(capacity)
+        .insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 2500, capacity);
+    World {
+        app,
+        sim: sim_base,
+        client,
+        event,
+        type_id: t.id,
+    }
+}
+
+async fn control(client: &reqwest::Client, sim: &str, body: Value) {
+    let res = client
+        .post(format!("{sim}/simulator/control"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_string()
+}
+
+impl World {
+    async fn control(&self, body: Value) {
+        control(&self.client, &self.sim, body).await;
+    }
+
+    /// Holds `qty` seats and fills in the details; returns the booking's access token.
+    async fn hold(&self, qty: i32) -> String {
+        let res = self
+            .client
+            .post(self.app.url("/checkout/hold"))
+            .form(&[
+                ("event_id", self.event.id.to_string()),
+                (&format!("qty[{}]", self.type_id), qty.to_string()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "hold refused");
+        let token = location(&res).rsplit('/').next().unwrap().to_string();
+        let mut form = vec![
+            ("buyer_name".to_string(), "Ana Lima".to_string()),
+            ("buyer_email".to_string(), "ana@example.com".to_string()),
+        ];
+        for i in 0..qty {
+            form.push((format!("attendees[{i}].name"), format!("Guest {i}")));
+        }
+        let res = self
+            .client
+            .post(self.app.url(&format!("/checkout/{token}")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        token
+    }
+
+    /// Clicks Pay: returns the simulator's approval URL and the order id.
+    async fn pay(&self, token: &str) -> (String, String) {
+        let res = self
+            .client
+            .post(self.app.url(&format!("/checkout/{token}/confirm")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{:?}", res.text().await);
+        let url = location(&res);
+        assert!(url.starts_with(&self.sim), "{url}");
+        let order = url.rsplit("token=").next().unwrap().to_string();
+        (url, order)
+    }
+
+    /// The buyer presses a button on the approval page; returns where they are sent.
+    async fn approval(&self, order: &str, action: &str) -> String {
+        let res = self
+            .client
+            .post(format!("{}/checkoutnow/{order}/{action}", self.sim))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        location(&res)
+    }
+
+    /// Follows the return URL; returns (status, location or body).
+    async fn follow(&self, url: &str) -> (u16, String) {
+        let res = self.client.get(url).send().await.unwrap();
+        let status = res.status().as_u16();
+        if status == 303 {
+            (status, location(&res))
+        } else {
+            (status, res.text().await.unwrap())
+        }
+    }
+
+    fn state(&self, token: &str) -> String {
+        bookings::table
+            .filter(bookings::access_token.eq(token))
+            .select(bookings::state)
+            .first(&mut self.app.conn())
+            .unwrap()
+    }
+
+    async fn wait_state(&self, token: &str, want: &str) {
+        for _ in 0..100 {
+            if self.state(token) == want {
+                return;
+            }
+            rocket::tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("booking never became {want}: {}", self.state(token));
+    }
+
+    async fn order(&self, order: &str) -> Value {
+        self.client
+            .get(format!("{}/v2/checkout/orders/{order}", self.sim))
+            .bearer_auth("test")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Captures at the simulator that were not declined.
+    async fn captures(&self, order: &str) -> usize {
+        let o = self.order(order).await;
+        o["purchase_units"][0]["payments"]["captures"]
+            .as_array()
+            .map(|c| c.iter().filter(|c| c["status"] != "DECLINED").count())
+            .unwrap_or(0)
+    }
+
+    fn check_invariant(&self) {
+        let v = invariant_violations(&mut self.app.conn());
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    fn seats_taken(&self) -> i32 {
+        ticketing::schema::events::table
+            .find(self.event.id)
+            .select(ticketing::schema::events::seats_taken)
+            .first(&mut self.app.conn())
+            .unwrap()
+    }
+
+    fn paypal(&self) -> ticketing::paypal::PayPal {
+        let mut vars = crate::helpers::base_vars(&self.app.db.url);
+        vars.insert("PAYPAL_MODE".into(), "simulator".into());
+        vars.insert("PAYPAL_API_BASE".into(), self.sim.clone());
+        let config = ticketing::Config::from_map(&vars).unwrap();
+        ticketing::paypal::build(
+            config.paypal.clone(),
+            &config.base_url,
+            "Tickets",
+            15,
+            false,
+        )
+        .unwrap()
+    }
+
+    fn db(&self) -> ticketing::Db {
+        ticketing::Db::new(&self.app.db.url, 2, Duration::from_secs(2))
+    }
+}
+
+#[rocket::async_test]
+async fn happy_path_pays_once() {
+    let w = world(10).await;
+    let token = w.hold(2).await;
+    let (approve_url, order) = w.pay(&token).await;
+    let page = w
+        .client
+        .get(&approve_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("50.00 EUR"), "{page}");
+    assert_eq!(w.state(&token), "awaiting_payment");
+    let back = w.approval(&order, "approve").await;
+    assert!(back.starts_with(&w.app.url("/payments/paypal/return")));
+    let (status, next) = w.follow(&back).await;
+    assert_eq!(status, 303);
+    assert!(next.ends_with(&format!("/bookings/{token}")));
+    w.wait_state(&token, "paid").await;
+    rocket::tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.captures(&order).await, 1);
+    let body = w
+        .client
+        .get(w.app.url(&next))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("Your tickets"));
+    assert_eq!(w.seats_taken(), 2);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn a_buyer_who_never_comes_back_is_captured_from_the_approval_webhook() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let res = w
+        .client
+        .post(format!("{}/simulator/orders/{order}/approve", w.sim))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    w.wait_state(&token, "paid").await;
+    assert_eq!(w.captures(&order).await, 1);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn the_same_webhook_five_times_has_one_effect() {
+    let w = world(10).await;
+    w.control(json!({ "webhook_mode": "duplicate", "duplicates": 5 }))
+        .await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    w.client
+        .post(format!("{}/simulator/orders/{order}/approve", w.sim))
+        .send()
+        .await
+        .unwrap();
+    w.wait_state(&token, "paid").await;
+    rocket::tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(w.captures(&order).await, 1);
+    let mut c = w.app.conn();
+    let approved: i64 = webhook_events::table
+        .filter(webhook_events::event_type.eq("CHECKOUT.ORDER.APPROVED"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(
+        approved, 1,
+        "five deliveries of one event are recorded once"
+    );
+    let history: i64 = ticketing::schema::booking_history::table
+        .filter(ticketing::schema::booking_history::to_state.eq("paid"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(history, 1);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn capture_completed_arriving_before_approval_settles_once() {
+    let w = world(10).await;
+    w.control(json!({ "webhook_mode": "reorder" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    // The buyer approves, but does not come back; the app learns nothing yet.
+    w.client
+        .post(format!("{}/simulator/orders/{order}/approve", w.sim))
+        .send()
+        .await
+        .unwrap();
+    // Someone captures (as the app would from a lost earlier attempt): simulate with the API.
+    let res = w
+        .client
+        .post(format!("{}/v2/checkout/orders/{order}/capture", w.sim))
+        .bearer_auth("t")
+        .header("PayPal-Request-Id", "external-capture")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // Held webhooks arrive newest first: CAPTURE.COMPLETED, then ORDER.APPROVED.
+    w.client
+        .post(format!("{}/simulator/webhooks/flush", w.sim))
+        .send()
+        .await
+        .unwrap();
+    w.wait_state(&token, "paid").await;
+    assert_eq!(w.captures(&order).await, 1);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn pending_then_completed() {
+    let w = world(10).await;
+    w.control(json!({ "capture_outcome": "PENDING" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Payment pending"), "{page}");
+    rocket::tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.state(&token), "awaiting_payment");
+    let o = w.order(&order).await;
+    let capture_id = o["purchase_units"][0]["payments"]["captures"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.client
+        .post(format!(
+            "{}/simulator/captures/{capture_id}/complete",
+            w.sim
+        ))
+        .send()
+        .await
+        .unwrap();
+    w.wait_state(&token, "paid").await;
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn declined_then_paid_with_another_funding_source() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "decline").await;
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Payment declined"), "{page}");
+    assert!(
+        page.contains(&format!("checkoutnow?token={order}")),
+        "a way back to PayPal"
+    );
+    assert_eq!(w.state(&token), "awaiting_payment");
+    let back = w.approval(&order, "approve").await;
+    let (status, _) = w.follow(&back).await;
+    assert_eq!(status, 303);
+    w.wait_state(&token, "paid").await;
+    assert_eq!(w.captures(&order).await, 1);
+    w.check_invariant();
+}
+
+async fn expire(w: &World, token: &str) {
+    let mut c = w.app.conn();
+    diesel::update(bookings::table.filter(bookings::access_token.eq(token)))
+        .set(bookings::hold_expires_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut c)
+        .unwrap();
+    w.wait_state(token, "expired").await;
+}
+
+#[rocket::async_test]
+async fn a_late_approval_is_captured_when_the_seats_are_still_free() {
+    let w = world(10).await;
+    let token = w.hold(2).await;
+    let (_, order) = w.pay(&token).await;
+    expire(&w, &token).await;
+    assert_eq!(w.seats_taken(), 0);
+    let back = w.approval(&order, "approve").await;
+    w.follow(&back).await;
+    w.wait_state(&token, "paid").await;
+    assert_eq!(w.seats_taken(), 2);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn a_late_approval_is_not_captured_when_the_seats_are_gone() {
+    let w = world(1).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    expire(&w, &token).await;
+    let other = w.hold(1).await; // someone else takes the last seat
+    let back = w.approval(&order, "approve").await;
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("your seats are gone") && page.contains("nothing was charged"),
+        "{page}"
+    );
+    rocket::tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.captures(&order).await, 0, "no money moved");
+    assert_eq!(w.state(&token), "expired");
+    assert_eq!(w.state(&other), "held");
+    let late: bool = payments::table
+        .select(payments::late_refused)
+        .first(&mut w.app.conn())
+        .unwrap();
+    assert!(late);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn forged_webhooks_get_400_and_change_nothing() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let body = serde_json::to_vec(&json!({
+        "id": "WH-FORGED-1",
+        "event_type": "CHECKOUT.ORDER.APPROVED",
+        "resource_type": "checkout-order",
+        "resource": { "id": order, "status": "APPROVED" },
+    }))
+    .unwrap();
+    let send = |headers: Vec<(&'static str, String)>| {
+        let mut req = w
+            .client
+            .post(w.app.url("/payments/paypal/webhook"))
+            .body(body.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let good_looking = |sig: &str, cert: &str| {
+        vec![
+            ("paypal-transmission-id", "f0rged".to_string()),
+            (
+                "paypal-transmission-time",
+                "2026-11-22T00:00:00Z".to_string(),
+            ),
+            ("paypal-transmission-sig", sig.to_string()),
+            ("paypal-cert-url", cert.to_string()),
+            ("paypal-auth-algo", "SHA256withRSA".to_string()),
+        ]
+    };
+    let sim_cert = format!("{}/v1/notifications/certs/CERT-SIMULATOR", w.sim);
+    for headers in [
+        good_looking("bm90IGEgc2lnbmF0dXJl", &sim_cert),
+        good_looking("bm90IGEgc2lnbmF0dXJl", "https://evil.test/certs/CERT-1"),
+        good_looking(
+            "bm90IGEgc2lnbmF0dXJl",
+            "https://api.paypal.com.evil.test/certs/CERT-1",
+        ),
+        vec![],
+    ] {
+        let res = send(headers).await.unwrap();
+        assert_eq!(res.status(), 400);
+    }
+    let stored: i64 = webhook_events::table
+        .count()
+        .get_result(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(stored, 0, "nothing recorded");
+    assert_eq!(w.state(&token), "awaiting_payment");
+    assert_eq!(w.captures(&order).await, 0);
+}
+
+#[rocket::async_test]
+async fn paypal_failing_or_slow_on_capture_is_retried_with_the_same_request_id() {
+    let w = world(10).await;
+    w.control(json!({ "webhook_mode": "drop" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    // The next two API calls (the capture and its first retry) answer 500.
+    w.control(json!({ "fail_next": 2 })).await;
+    let (status, _) = w.follow(&back).await;
+    assert_eq!(status, 303);
+    assert_eq!(w.state(&token), "paid");
+    assert_eq!(w.captures(&order).await, 1);
+
+    let token2 = w.hold(1).await;
+    let (_, order2) = w.pay(&token2).await;
+    let back = w.approval(&order2, "approve").await;
+    // The capture times out once (the app waits 1 s; PayPal answers after 1.5 s, having
+    // captured): the retry with the same request id gets the same capture back.
+    w.control(json!({ "delay_ms": 1500, "delay_next": 1 }))
+        .await;
+    let (status, _) = w.follow(&back).await;
+    assert_eq!(status, 303);
+    assert_eq!(w.state(&token2), "paid");
+    rocket::tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        w.captures(&order2).await,
+        1,
+        "captured once despite the retry"
+    );
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn reconciliation_settles_a_capture_the_app_never_recorded() {
+    let w = world(10).await;
+    w.control(json!({ "webhook_mode": "drop" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    w.approval(&order, "approve").await;
+    // The app captured and crashed before committing: PayPal has the capture, we do not.
+    let res = w
+        .client
+        .post(format!("{}/v2/checkout/orders/{order}/capture", w.sim))
+        .bearer_auth("t")
+        .header("PayPal-Request-Id", "lost-capture")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(w.state(&token), "awaiting_payment");
+    diesel::update(bookings::table.filter(bookings::access_token.eq(&token)))
+        .set(bookings::updated_at.eq(chrono::Utc::now() - chrono::Duration::minutes(11)))
+        .execute(&mut w.app.conn())
+        .unwrap();
+    let settled = w.paypal().reconcile(&w.db(), 20).await.unwrap();
+    assert_eq!(settled, 1);
+    assert_eq!(w.state(&token), "paid");
+    assert_eq!(w.captures(&order).await, 1);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn full_and_partial_refunds_and_a_reversal() {
+    let w = world(10).await;
+    let token = w.hold(2).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    w.follow(&back).await;
+    w.wait_state(&token, "paid").await;
+    let booking_id: i64 = bookings::table
+        .filter(bookings::access_token.eq(&token))
+        .select(bookings::id)
+        .first(&mut w.app.conn())
+        .unwrap();
+    let (paypal, db) = (w.paypal(), w.db());
+    paypal
+        .refund(&db, booking_id, Some(1000), "partial")
+        .await
+        .unwrap();
+    assert_eq!(w.state(&token), "paid");
+    let refunded: i64 = payments::table
+        .select(payments::refunded_minor)
+        .first(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(refunded, 1000);
+    assert_eq!(w.seats_taken(), 2);
+    assert!(paypal
+        .refund(&db, booking_id, Some(999_999), "too much")
+        .await
+        .is_err());
+    paypal
+        .refund(&db, booking_id, None, "the rest")
+        .await
+        .unwrap();
+    assert_eq!(w.state(&token), "refunded");
+    assert_eq!(w.seats_taken(), 0, "a full refund returns the seats");
+    rocket::tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.state(&token), "refunded");
+    w.check_invariant();
+
+    // A chargeback on another booking reverses it.
+    let token2 = w.hold(1).await;
+    let (_, order2) = w.pay(&token2).await;
+    let back = w.approval(&order2, "approve").await;
+    w.follow(&back).await;
+    w.wait_state(&token2, "paid").await;
+    let o = w.order(&order2).await;
+    let capture_id = o["purchase_units"][0]["payments"]["captures"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.client
+        .post(format!("{}/simulator/captures/{capture_id}/reverse", w.sim))
+        .send()
+        .await
+        .unwrap();
+    w.wait_state(&token2, "reversed").await;
+    assert_eq!(w.seats_taken(), 0);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn a_buyer_who_cancels_at_paypal_can_try_again() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "cancel").await;
+    assert!(back.starts_with(&w.app.url("/payments/paypal/cancel")));
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Payment cancelled") && page.contains("Try paying again"),
+        "{page}"
+    );
+    let (_, again) = w.pay(&token).await;
+    assert_eq!(again, order, "the same PayPal order is reused");
+}
