@@ -360,10 +360,11 @@ impl TestServer {
                 eprintln!("test server failed: {e}");
             }
         });
-        let (bound, shutdown) = rocket::tokio::time::timeout(std::time::Duration::from_secs(20), rx)
-            .await
-            .expect("server started in time")
-            .expect("server reported its port");
+        let (bound, shutdown) =
+            rocket::tokio::time::timeout(std::time::Duration::from_secs(20), rx)
+                .await
+                .expect("server started in time")
+                .expect("server reported its port");
         assert_eq!(bound, port);
         TestServer {
             base: format!("{scheme}://127.0.0.1:{port}"),

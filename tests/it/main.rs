@@ -7,6 +7,7 @@ mod config;
 mod edge;
 mod health;
 mod migrations;
+mod paypal_contract;
 mod paypal_flow;
 mod paypal_verify;
 mod private;
