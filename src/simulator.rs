@@ -112,6 +112,8 @@ fn make_keys() -> Signer2 {
 
 pub struct Sim {
     base: String,
+    /// Where buyers' browsers reach the approval page (may differ from `base` in Docker).
+    public: String,
     webhook_id: String,
     signer: Signer2,
     control: Mutex<Control>,
@@ -124,10 +126,19 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(base: &str, webhook_url: &str, webhook_id: &str) -> Sim {
+    /// `base`: the API's URL as the app reaches it (also in certificate URLs); `public`: the
+    /// approval page's URL as browsers reach it (empty: the same as `base`).
+    pub fn new(base: &str, public: &str, webhook_url: &str, webhook_id: &str) -> Sim {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = base.trim_end_matches('/').to_string();
+        let public = if public.is_empty() {
+            base.clone()
+        } else {
+            public.trim_end_matches('/').to_string()
+        };
         Sim {
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            public,
             webhook_id: webhook_id.to_string(),
             signer: make_keys(),
             control: Mutex::new(Control {
@@ -252,7 +263,7 @@ impl Sim {
             "create_time": chrono::Utc::now().to_rfc3339(),
             "links": [
                 { "href": format!("{}/v2/checkout/orders/{}", self.base, o.id), "rel": "self", "method": "GET" },
-                { "href": format!("{}/checkoutnow?token={}", self.base, o.id), "rel": "payer-action", "method": "GET" },
+                { "href": format!("{}/checkoutnow?token={}", self.public, o.id), "rel": "payer-action", "method": "GET" },
             ],
         })
     }

@@ -1,6 +1,7 @@
 //! `paypal-simulator`: a stand-in for PayPal's REST API for local work and tests (see
 //! `ticketing::simulator`). Settings from the environment:
 //! BIND_ADDRESS (127.0.0.1), PORT (9000), SIM_BASE_URL (http://127.0.0.1:PORT),
+//! SIM_PUBLIC_URL (where browsers reach the approval page; SIM_BASE_URL),
 //! SIM_WEBHOOK_URL (http://127.0.0.1:8000/payments/paypal/webhook), SIM_WEBHOOK_ID (WH-SIMULATOR).
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ async fn main() {
     );
     let sim = Arc::new(ticketing::simulator::Sim::new(
         &base,
+        &var("SIM_PUBLIC_URL", &base),
         &webhook_url,
         &var("SIM_WEBHOOK_ID", "WH-SIMULATOR"),
     ));

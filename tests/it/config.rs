@@ -102,3 +102,61 @@ fn the_binary_refuses_to_start_and_names_the_variable() {
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("PORT: expected a port number"), "{stderr}");
 }
+
+fn production(v: &mut HashMap<String, String>) {
+    v.insert("APP_ENV".into(), "production".into());
+    v.insert("BASE_URL".into(), "https://tickets.example.com".into());
+    use base64::Engine;
+    v.insert(
+        "SECRET_KEY".into(),
+        base64::engine::general_purpose::STANDARD.encode([7u8; 64]),
+    );
+}
+
+#[test]
+fn production_refuses_the_paypal_simulator_and_sandbox() {
+    for mode in ["simulator", "sandbox"] {
+        let e = err_with(|v| {
+            production(v);
+            v.insert("PAYPAL_MODE".into(), mode.into());
+        });
+        assert!(e.mentions("PAYPAL_MODE"), "{mode}: {e}");
+    }
+    let e = err_with(|v| {
+        production(v);
+        v.insert("PAYPAL_MODE".into(), "live".into());
+        v.insert("PAYPAL_API_BASE".into(), "http://127.0.0.1:9000".into());
+    });
+    assert!(e.mentions("PAYPAL_API_BASE"), "{e}");
+    let e = err_with(|v| {
+        production(v);
+        v.insert("PAYPAL_MODE".into(), "live".into());
+    });
+    for var in [
+        "PAYPAL_CLIENT_ID",
+        "PAYPAL_CLIENT_SECRET",
+        "PAYPAL_WEBHOOK_ID",
+    ] {
+        assert!(e.mentions(var), "{var}: {e}");
+    }
+}
+
+#[test]
+fn a_live_production_configuration_is_accepted() {
+    let mut v = vars();
+    production(&mut v);
+    for (k, val) in [
+        ("PAYPAL_MODE", "live"),
+        ("PAYPAL_CLIENT_ID", "id"),
+        ("PAYPAL_CLIENT_SECRET", "secret"),
+        ("PAYPAL_WEBHOOK_ID", "WH-1"),
+    ] {
+        v.insert(k.into(), val.into());
+    }
+    let c = Config::from_map(&v).unwrap();
+    assert_eq!(c.paypal.api_base, "https://api-m.paypal.com");
+    assert!(
+        !format!("{c:?}").contains("secret\""),
+        "the secret is redacted"
+    );
+}

@@ -43,7 +43,7 @@ async fn world_with(
     crate::helpers::install_crypto();
     let port = free_port();
     let sim_base = format!("http://127.0.0.1:{port}");
-    let sim = Arc::new(Sim::new(&sim_base, "", "WH-SIMULATOR"));
+    let sim = Arc::new(Sim::new(&sim_base, "", "", "WH-SIMULATOR"));
     let figment = rocket::Config::figment()
         .merge(("address", "127.0.0.1"))
         .merge(("port", port))
