@@ -68,6 +68,60 @@ pub struct Config {
     /// TLS served by the app itself (Cloudflare Origin CA certificate), if configured.
     pub tls: Option<TlsFiles>,
     pub paypal: crate::paypal::PayPalSettings,
+    pub mail: MailSettings,
+}
+
+/// How mail leaves the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    Smtp {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<String>,
+    },
+    /// `.eml` files in a directory (local work without a mail server; refused in production).
+    File { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Clone)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub from_email: String,
+    pub from_name: String,
+    pub reply_to: Option<String>,
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let transport = match &self.transport {
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                username,
+                ..
+            } => format!(
+                "smtp {host}:{port} {security:?} user={}",
+                username.as_deref().unwrap_or("-")
+            ),
+            MailTransport::File { dir } => format!("file {dir:?}"),
+        };
+        f.debug_struct("MailSettings")
+            .field("transport", &transport)
+            .field("from_email", &self.from_email)
+            .field("from_name", &self.from_name)
+            .field("reply_to", &self.reply_to)
+            .finish()
+    }
 }
 
 /// Certificate files for serving HTTPS.
@@ -141,6 +195,7 @@ impl fmt::Debug for Config {
             .field("cloudflare_ranges", &self.cloudflare_ranges.len())
             .field("tls", &self.tls)
             .field("paypal", &self.paypal)
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -482,6 +537,7 @@ impl Config {
         };
 
         let paypal = read_paypal(&mut r, production);
+        let mail = read_mail(&mut r, production, &site_name);
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -509,7 +565,118 @@ impl Config {
             cloudflare_ranges,
             tls,
             paypal,
+            mail,
         })
+    }
+}
+
+/// Mail settings: SMTP when `SMTP_HOST` is set (required in production), else `.eml` files
+/// under `MAIL_FILE_DIR` locally. Bad combinations are refused, naming the variable.
+fn read_mail(r: &mut Reader, production: bool, site_name: &str) -> MailSettings {
+    let host = r.raw("SMTP_HOST");
+    let security = match r.raw("SMTP_SECURITY").as_deref() {
+        None | Some("starttls") => SmtpSecurity::StartTls,
+        Some("tls") => SmtpSecurity::Tls,
+        Some("none") => SmtpSecurity::None,
+        Some(other) => {
+            r.problem(
+                "SMTP_SECURITY",
+                format!("expected \"starttls\", \"tls\" or \"none\", got {other:?}"),
+            );
+            SmtpSecurity::StartTls
+        }
+    };
+    let default_port = match security {
+        SmtpSecurity::StartTls => 587u16,
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::None => 25,
+    };
+    let port = r.parsed(
+        "SMTP_PORT",
+        default_port,
+        "a port number from 1 to 65535",
+        |p| *p > 0,
+    );
+    let username = r.raw("SMTP_USERNAME");
+    let password = r.raw("SMTP_PASSWORD");
+    if username.is_some() != password.is_some() {
+        let var = if username.is_some() {
+            "SMTP_PASSWORD"
+        } else {
+            "SMTP_USERNAME"
+        };
+        r.problem(
+            var,
+            "SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither",
+        );
+    }
+    if security == SmtpSecurity::None && username.is_some() {
+        r.problem(
+            "SMTP_SECURITY",
+            "\"none\" would send the SMTP password in clear text; use starttls or tls",
+        );
+    }
+    let transport = match host {
+        Some(host) => {
+            if production && security == SmtpSecurity::None {
+                r.problem("SMTP_SECURITY", "must be starttls or tls in production");
+            }
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                username,
+                password,
+            }
+        }
+        None => {
+            if production {
+                r.problem(
+                    "SMTP_HOST",
+                    "is required in production (the file transport is for local work only)",
+                );
+            }
+            MailTransport::File {
+                dir: PathBuf::from(
+                    r.raw("MAIL_FILE_DIR")
+                        .unwrap_or_else(|| "target/mail".into()),
+                ),
+            }
+        }
+    };
+    let from_email = match r.raw("MAIL_FROM") {
+        Some(v) => v,
+        None if matches!(transport, MailTransport::Smtp { .. }) => {
+            r.problem("MAIL_FROM", "is required when SMTP_HOST is set; expected the sender address, such as tickets@example.com");
+            String::new()
+        }
+        None => "tickets@localhost.test".into(),
+    };
+    if !from_email.is_empty()
+        && crate::bookings::validate::email(&from_email).is_err()
+        && !from_email.ends_with("@localhost.test")
+    {
+        r.problem(
+            "MAIL_FROM",
+            format!("expected an email address, got {from_email:?}"),
+        );
+    }
+    let reply_to = r.raw("MAIL_REPLY_TO");
+    if let Some(rt) = &reply_to {
+        if crate::bookings::validate::email(rt).is_err() {
+            r.problem(
+                "MAIL_REPLY_TO",
+                format!("expected an email address, got {rt:?}"),
+            );
+        }
+    }
+    MailSettings {
+        transport,
+        from_email,
+        from_name: r
+            .raw("MAIL_FROM_NAME")
+            .unwrap_or_else(|| site_name.to_string()),
+        reply_to,
     }
 }
 

@@ -31,6 +31,13 @@ pub fn fairing() -> AdHoc {
                 shutdown.clone(),
             ));
             let limit = rocket.state::<IpRateLimit>().cloned();
+            if let Some(mailer) = rocket
+                .state::<std::sync::Arc<crate::mail::Mailer>>()
+                .cloned()
+            {
+                rocket::tokio::spawn(mailer.run(db.clone(), shutdown.clone()));
+                rocket::tokio::spawn(waiver_reminders(db.clone(), shutdown.clone()));
+            }
             if let Some(paypal) = rocket.state::<crate::paypal::PayPal>().cloned() {
                 rocket::tokio::spawn(reconcile_payments(db.clone(), paypal, shutdown.clone()));
             }
@@ -91,6 +98,25 @@ async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown:
         }
         if let Err(e) = paypal.reconcile(&db, 20).await {
             tracing::warn!(error = %e, "payment reconciliation failed");
+        }
+    }
+}
+
+/// Queues waiver reminders (24 h before events, unsigned waivers only, once each) every
+/// few minutes.
+async fn waiver_reminders(db: Db, mut shutdown: rocket::Shutdown) {
+    loop {
+        match db
+            .run(|conn| Ok(crate::mail::queue_waiver_reminders(conn)?))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(queued = n, "waiver reminders queued"),
+            Err(e) => tracing::warn!(error = %e, "waiver reminders failed"),
+        }
+        rocket::tokio::select! {
+            _ = &mut shutdown => break,
+            _ = rocket::tokio::time::sleep(Duration::from_secs(300)) => {}
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod fairings;
 pub mod ics;
 pub mod jobs;
 pub mod logging;
+pub mod mail;
 pub mod models;
 pub mod money;
 pub mod net;
@@ -23,6 +24,7 @@ pub mod simulator;
 pub mod timefmt;
 pub mod tokens;
 pub mod views;
+pub mod waivers;
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,6 +68,13 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         config.app_env.is_production(),
     )
     .unwrap_or_else(|e| panic!("PayPal webhook CA files: {e}"));
+    let mailer = mail::Mailer::new(
+        &config.mail,
+        &config.template_dir,
+        &config.base_url,
+        &config.site_name,
+    )
+    .unwrap_or_else(|e| panic!("mail: {e}"));
     let figment = rocket::Config::figment()
         .merge(("address", config.bind_address))
         .merge(("port", config.port))
@@ -126,6 +135,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(info)
         .manage(config.clone())
         .manage(paypal)
+        .manage(std::sync::Arc::new(mailer))
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())

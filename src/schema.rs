@@ -82,6 +82,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        kind -> Text,
+        dedupe_key -> Text,
+        booking_id -> Int8,
+        attendee_id -> Nullable<Int8>,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Text,
+        to_email -> Text,
+        subject -> Text,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     payments (id) {
         id -> Int8,
         booking_id -> Int8,
@@ -139,6 +157,33 @@ diesel::table! {
 }
 
 diesel::table! {
+    waiver_texts (id) {
+        id -> Int8,
+        event_id -> Int8,
+        version -> Int4,
+        body -> Text,
+        sha256 -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    waivers (id) {
+        id -> Int8,
+        attendee_id -> Int8,
+        token -> Text,
+        waiver_text_id -> Nullable<Int8>,
+        signed_name -> Nullable<Text>,
+        consent -> Bool,
+        signed_at -> Nullable<Timestamptz>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        text_sha256 -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     webhook_events (id) {
         id -> Int8,
         event_id -> Text,
@@ -173,6 +218,10 @@ diesel::joinable!(booking_items -> bookings (booking_id));
 diesel::joinable!(booking_items -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(payments -> bookings (booking_id));
+diesel::joinable!(outbox -> bookings (booking_id));
+diesel::joinable!(waivers -> attendees (attendee_id));
+diesel::joinable!(waivers -> waiver_texts (waiver_text_id));
+diesel::joinable!(waiver_texts -> events (event_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(ticket_types -> events (event_id));
 
@@ -182,9 +231,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     booking_items,
     bookings,
     events,
+    outbox,
     payments,
     refunds,
     ticket_types,
     users,
+    waiver_texts,
+    waivers,
     webhook_events,
 );

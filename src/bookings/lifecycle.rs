@@ -50,6 +50,7 @@ pub fn transition(
             .set(bookings::closed_at.eq(now))
             .execute(conn)?;
     }
+    crate::mail::on_transition(conn, &updated, old, to)?;
     diesel::insert_into(booking_history::table)
         .values((
             booking_history::booking_id.eq(id),

@@ -385,8 +385,8 @@ impl PayPal {
                                 state = BookingState::AwaitingPayment;
                             }
                             if matches!(state, BookingState::Held | BookingState::AwaitingPayment) {
+                                // The confirmation and waiver mails are queued by the transition.
                                 transition(conn, booking.id, &[BookingState::Held, BookingState::AwaitingPayment], BookingState::Paid, &note)?;
-                                on_paid(conn, booking.id)?;
                                 CaptureOutcome::Paid
                             } else if state == BookingState::Paid {
                                 CaptureOutcome::Paid
@@ -761,13 +761,6 @@ async fn load_payment(db: &Db, payment_id: i64) -> Result<(Payment, Booking), Ap
         Ok((p, b))
     })
     .await
-}
-
-/// The seam where a booking became paid: the mail issue queues the confirmation and waiver
-/// mails here, in the same transaction.
-fn on_paid(conn: &mut PgConnection, booking_id: i64) -> QueryResult<()> {
-    let _ = (conn, booking_id);
-    Ok(())
 }
 
 /// Takes the seats of an expired (or expired-then-cancelled) booking again for a late

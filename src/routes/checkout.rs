@@ -226,6 +226,7 @@ struct Loaded {
     items: Vec<BookingItem>,
     attendees: Vec<Attendee>,
     types: Vec<TicketType>,
+    waivers: Vec<crate::waivers::Waiver>,
 }
 
 async fn load(db: &Db, token: &str) -> AppResult<Loaded> {
@@ -240,12 +241,15 @@ async fn load(db: &Db, token: &str) -> AppResult<Loaded> {
         let items = booking.items(conn)?;
         let attendees = booking.attendees(conn)?;
         let types = TicketType::for_event(conn, event.id)?;
+        let ids: Vec<i64> = attendees.iter().map(|a| a.id).collect();
+        let waivers = crate::waivers::for_attendees(conn, &ids)?;
         Ok(Loaded {
             booking,
             event,
             items,
             attendees,
             types,
+            waivers,
         })
     })
     .await
@@ -268,6 +272,9 @@ struct AttendeeView {
     ticket_code: String,
     checked_in: bool,
     qr_svg: Option<String>,
+    /// "signed", "unsigned", or None when the event needs no waiver (or none was sent yet).
+    waiver: Option<&'static str>,
+    waiver_url: Option<String>,
 }
 
 /// The shared context of every checkout and booking page.
@@ -303,6 +310,18 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             ticket_code: a.ticket_code.clone(),
             checked_in: a.checked_in_at.is_some(),
             qr_svg: with_qr.then(|| qr_svg(&a.ticket_code)),
+            waiver: l.waivers.iter().find(|w| w.attendee_id == a.id).map(|w| {
+                if w.signed_at.is_some() {
+                    "signed"
+                } else {
+                    "unsigned"
+                }
+            }),
+            waiver_url: l
+                .waivers
+                .iter()
+                .find(|w| w.attendee_id == a.id)
+                .map(|w| format!("/waivers/{}", w.token)),
         })
         .collect();
     let b = &l.booking;

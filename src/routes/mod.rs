@@ -8,6 +8,7 @@ pub mod ops;
 pub mod payments;
 pub mod private;
 pub mod public;
+pub mod waivers;
 
 /// Mounts every area under its prefix.
 pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
@@ -17,5 +18,6 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/checkout", checkout::routes())
         .mount("/bookings", checkout::booking_routes())
         .mount("/payments/paypal", payments::routes())
+        .mount("/waivers", waivers::routes())
         .mount("/", ops::routes())
 }

@@ -232,6 +232,7 @@ pub struct EventSpec {
     pub capacity: i32,
     pub timezone: &'static str,
     pub description: String,
+    pub waiver: Option<String>,
 }
 
 impl EventSpec {
@@ -245,7 +246,13 @@ impl EventSpec {
             capacity: 100,
             timezone: "Europe/Berlin",
             description: "A fine evening.".into(),
+            waiver: None,
         }
+    }
+
+    pub fn waiver(mut self, text: &str) -> Self {
+        self.waiver = Some(text.into());
+        self
     }
 
     pub fn visibility(mut self, v: &'static str) -> Self {
@@ -278,8 +285,8 @@ impl EventSpec {
                 visibility: self.visibility.into(),
                 private_token: (self.visibility == "private")
                     .then(ticketing::tokens::private_event_token),
-                waiver_required: false,
-                waiver_text: String::new(),
+                waiver_required: self.waiver.is_some(),
+                waiver_text: self.waiver.unwrap_or_default(),
             },
         )
         .expect("insert test event")

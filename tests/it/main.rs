@@ -6,6 +6,7 @@ mod bookings;
 mod config;
 mod edge;
 mod health;
+mod mail;
 mod migrations;
 mod paypal_contract;
 mod paypal_flow;

@@ -1,0 +1,575 @@
+//! Mail and waivers, through a real SMTP server (aiosmtpd, started per test on 127.0.0.1):
+//! the mails a paid booking sends, an SMTP outage, a permanent refusal, escaping, and waiver
+//! signing, versions and reminders.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use serde_json::Value;
+use ticketing::schema::{bookings, events, outbox, waivers};
+
+use crate::helpers::{add_ticket_type, http_client, EventSpec, TestServer};
+
+const WAIVER: &str = "I take part at my own risk.\n\nI will follow the marshals' instructions.";
+
+struct Smtp {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("SMTP_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Starts aiosmtpd on `port`, storing mail in a maildir, or refusing every recipient.
+fn smtp(port: u16, reject: bool) -> Smtp {
+    let dir = std::env::temp_dir().join(format!("maildir-{}", ticketing::tokens::url_token(6)));
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let handler = if reject {
+        "reject_handler.Reject".to_string()
+    } else {
+        "aiosmtpd.handlers.Mailbox".to_string()
+    };
+    let mut args = vec![
+        "-m".to_string(),
+        "aiosmtpd".into(),
+        "-n".into(),
+        "-l".into(),
+        format!("127.0.0.1:{port}"),
+        "-c".into(),
+        handler,
+    ];
+    if !reject {
+        args.push(dir.display().to_string());
+    }
+    let child = Command::new(python())
+        .args(&args)
+        .env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aiosmtpd (pip install aiosmtpd; scripts/test does)");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "aiosmtpd did not start (is it installed?)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Smtp { child, dir }
+}
+
+impl Smtp {
+    fn messages(&self) -> Vec<Value> {
+        let out = Command::new(python())
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/dump.py"))
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..150 {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {n} messages, got {:?}", self.messages());
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn app_with_smtp(port: u16) -> TestServer {
+    TestServer::spawn_with(move |v| {
+        v.insert("SMTP_HOST".into(), "127.0.0.1".into());
+        v.insert("SMTP_PORT".into(), port.to_string());
+        v.insert("SMTP_SECURITY".into(), "none".into());
+        v.insert("MAIL_FROM".into(), "tickets@example.com".into());
+    })
+    .await
+}
+
+/// Books `names.len()` free tickets and confirms; returns the booking's access token.
+async fn book_free(
+    app: &TestServer,
+    event_id: i64,
+    type_id: i64,
+    names: &[(&str, &str)],
+) -> String {
+    let client = http_client();
+    let res = client
+        .post(app.url("/checkout/hold"))
+        .form(&[
+            ("event_id", event_id.to_string()),
+            (&format!("qty[{type_id}]"), names.len().to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let token = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut form = vec![
+        ("buyer_name".to_string(), "Ana Lima".to_string()),
+        ("buyer_email".to_string(), "ana@example.com".to_string()),
+    ];
+    for (i, (name, email)) in names.iter().enumerate() {
+        form.push((format!("attendees[{i}].name"), name.to_string()));
+        form.push((format!("attendees[{i}].email"), email.to_string()));
+    }
+    let res = client
+        .post(app.url(&format!("/checkout/{token}")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = client
+        .post(app.url(&format!("/checkout/{token}/confirm")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    token
+}
+
+#[rocket::async_test]
+async fn a_paid_booking_sends_one_confirmation_and_one_waiver_request_per_attendee() {
+    let port = free_port();
+    let server = smtp(port, false);
+    let app = app_with_smtp(port).await;
+    let mut c = app.conn();
+    let event = EventSpec::public("trail-run", 5)
+        .title("Trail Run")
+        .waiver(WAIVER)
+        .insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Runner", 0, 20);
+    let token = book_free(
+        &app,
+        event.id,
+        t.id,
+        &[("Ana Lima", ""), ("<b>Bo</b> Jo", "bo@example.com")],
+    )
+    .await;
+
+    let messages = server.wait_for(3).await;
+    rocket::tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages = if server.messages().len() > messages.len() {
+        server.messages()
+    } else {
+        messages
+    };
+    assert_eq!(messages.len(), 3, "exactly three mails: {messages:#?}");
+    let confirmation: Vec<&Value> = messages
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("Your tickets for Trail Run")
+        })
+        .collect();
+    assert_eq!(confirmation.len(), 1);
+    let conf = confirmation[0];
+    assert!(conf["to"].as_str().unwrap().contains("ana@example.com"));
+    let booking_url = format!("{}/bookings/{token}", app.base);
+    assert!(
+        conf["text"].as_str().unwrap().contains(&booking_url),
+        "text part links the booking page"
+    );
+    assert!(
+        conf["html"].as_str().unwrap().contains(&booking_url),
+        "html part links the booking page"
+    );
+    assert!(conf["attachments"][0]["name"] == "event.ics");
+    assert!(conf["attachments"][0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("SUMMARY:Trail Run"));
+    // User-supplied names are escaped in the HTML part.
+    let html = conf["html"].as_str().unwrap();
+    assert!(
+        html.contains("&lt;b&gt;Bo&lt;/b&gt; Jo") || html.contains("&lt;b&gt;Bo&lt;&#x2F;b&gt; Jo"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>Bo</b>"));
+
+    let waiver_mails: Vec<&Value> = messages
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("Please sign the waiver")
+        })
+        .collect();
+    assert_eq!(waiver_mails.len(), 2);
+    let tokens: Vec<String> = waivers::table.select(waivers::token).load(&mut c).unwrap();
+    assert_eq!(tokens.len(), 2);
+    for m in &waiver_mails {
+        let text = m["text"].as_str().unwrap();
+        assert!(
+            tokens
+                .iter()
+                .any(|t| text.contains(&format!("{}/waivers/{t}", app.base))),
+            "{text}"
+        );
+        assert!(!m["html"].as_str().unwrap().is_empty());
+    }
+    assert!(
+        waiver_mails
+            .iter()
+            .any(|m| m["to"].as_str().unwrap().contains("bo@example.com")),
+        "the attendee's own address"
+    );
+    assert!(
+        waiver_mails
+            .iter()
+            .any(|m| m["to"].as_str().unwrap().contains("ana@example.com")),
+        "else the buyer's"
+    );
+    let sent: i64 = outbox::table
+        .filter(outbox::state.eq("sent"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(sent, 3);
+}
+
+#[rocket::async_test]
+async fn an_smtp_outage_delays_mail_and_loses_none_sends_none_twice() {
+    let port = free_port();
+    let app = app_with_smtp(port).await; // no SMTP server yet
+    let mut c = app.conn();
+    let event = EventSpec::public("talk", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Seat", 0, 20);
+    book_free(&app, event.id, t.id, &[("A One", "")]).await;
+    book_free(&app, event.id, t.id, &[("B Two", "")]).await;
+    // The worker tries, fails, and schedules a retry.
+    let started = Instant::now();
+    loop {
+        let tried: i64 = outbox::table
+            .filter(outbox::attempts.ge(1))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        if tried == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "worker never tried"
+        );
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows: Vec<(String, String)> = outbox::table
+        .select((outbox::state, outbox::last_error))
+        .load(&mut c)
+        .unwrap();
+    assert!(
+        rows.iter().all(|(s, e)| s == "pending" && !e.is_empty()),
+        "{rows:?}"
+    );
+
+    let server = smtp(port, false);
+    diesel::update(outbox::table)
+        .set(outbox::next_attempt_at.eq(chrono::Utc::now()))
+        .execute(&mut c)
+        .unwrap();
+    server.wait_for(2).await;
+    rocket::tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(server.messages().len(), 2, "each mail exactly once");
+    let sent: i64 = outbox::table
+        .filter(outbox::state.eq("sent"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(sent, 2);
+}
+
+#[rocket::async_test]
+async fn a_permanent_refusal_marks_the_mail_failed_with_its_error() {
+    let port = free_port();
+    let _server = smtp(port, true);
+    let app = app_with_smtp(port).await;
+    let mut c = app.conn();
+    let event = EventSpec::public("talk", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Seat", 0, 20);
+    book_free(&app, event.id, t.id, &[("A One", "")]).await;
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, i32, String)> = outbox::table
+            .select((outbox::state, outbox::attempts, outbox::last_error))
+            .load(&mut c)
+            .unwrap();
+        if rows.len() == 1 && rows[0].0 == "failed" {
+            assert!(rows[0].2.contains("550"), "{rows:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not failed: {rows:?}"
+        );
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn waiver_token(app: &TestServer, name: &str) -> String {
+    use ticketing::schema::attendees;
+    waivers::table
+        .inner_join(attendees::table)
+        .filter(attendees::name.eq(name))
+        .select(waivers::token)
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+#[rocket::async_test]
+async fn waivers_are_signed_once_with_the_hash_of_the_text_shown() {
+    let app = TestServer::spawn().await; // mail to .eml files: not what this test looks at
+    let mut c = app.conn();
+    let event = EventSpec::public("climb", 5).waiver(WAIVER).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Climber", 0, 20);
+    let booking = book_free(&app, event.id, t.id, &[("Ana Lima", ""), ("Bo Jo", "")]).await;
+    let client = http_client();
+    let token = waiver_token(&app, "Ana Lima").await;
+    let url = app.url(&format!("/waivers/{token}"));
+    let page = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("I take part at my own risk.") && page.contains("Ana Lima"));
+    let version: String = page
+        .split("name=\"version\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .into();
+
+    // Missing name or consent: refused with the message next to the field; nothing stored.
+    let res = client
+        .post(&url)
+        .form(&[("full_name", ""), ("version", &version)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("full_name-error") && body.contains("consent-error"));
+    let res = client
+        .post(&url)
+        .form(&[("full_name", "Ana Lima"), ("version", &version)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    let res = client
+        .post(&url)
+        .header("User-Agent", "TestBrowser/1.0")
+        .form(&[
+            ("full_name", "Ana Lima"),
+            ("consent", "true"),
+            ("version", &version),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Your waiver is signed"));
+    let (hash, ip, agent, name): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = waivers::table
+        .filter(waivers::token.eq(&token))
+        .select((
+            waivers::text_sha256,
+            waivers::ip,
+            waivers::user_agent,
+            waivers::signed_name,
+        ))
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(
+        hash.as_deref(),
+        Some(ticketing::waivers::sha256_hex(WAIVER).as_str()),
+        "hash of the exact text shown"
+    );
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(agent.as_deref(), Some("TestBrowser/1.0"));
+    assert_eq!(name.as_deref(), Some("Ana Lima"));
+
+    // Again: refused, nothing changes (the database refuses too).
+    let res = client
+        .post(&url)
+        .form(&[
+            ("full_name", "Someone Else"),
+            ("consent", "true"),
+            ("version", &version),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let name: Option<String> = waivers::table
+        .filter(waivers::token.eq(&token))
+        .select(waivers::signed_name)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("Ana Lima"));
+    let direct = diesel::update(waivers::table.filter(waivers::token.eq(&token)))
+        .set(waivers::signed_name.eq("Mallory"))
+        .execute(&mut c);
+    assert!(
+        direct.is_err(),
+        "a signed waiver cannot be changed even in SQL"
+    );
+
+    // A wrong token is a 404.
+    let res = client
+        .get(app.url("/waivers/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // A new text version leaves the old signature as it was; the next signer sees v2.
+    let new_text = format!("{WAIVER}\n\nHelmets are required.");
+    diesel::update(events::table.find(event.id))
+        .set(events::waiver_text.eq(&new_text))
+        .execute(&mut c)
+        .unwrap();
+    let fresh = ticketing::models::Event::find(&mut c, event.id).unwrap();
+    let v2 = ticketing::waivers::ensure_current_text(&mut c, &fresh).unwrap();
+    assert_eq!(v2.version, 2);
+    let hash: Option<String> = waivers::table
+        .filter(waivers::token.eq(&token))
+        .select(waivers::text_sha256)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(
+        hash.as_deref(),
+        Some(ticketing::waivers::sha256_hex(WAIVER).as_str())
+    );
+    let bo = waiver_token(&app, "Bo Jo").await;
+    let bo_url = app.url(&format!("/waivers/{bo}"));
+    let page = client
+        .get(&bo_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Helmets are required."));
+    // Signing with the old version's form is refused and shows the new text.
+    let res = client
+        .post(&bo_url)
+        .form(&[
+            ("full_name", "Bo Jo"),
+            ("consent", "true"),
+            ("version", &version),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // The booking page shows each attendee's waiver state.
+    let page = client
+        .get(app.url(&format!("/bookings/{booking}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-waiver-state=\"signed\"")
+            && page.contains("data-waiver-state=\"unsigned\"")
+    );
+}
+
+#[rocket::async_test]
+async fn reminders_go_to_unsigned_attendees_once() {
+    let app = TestServer::spawn().await;
+    let mut c = app.conn();
+    let mut spec = EventSpec::public("soon", 0).waiver(WAIVER);
+    spec.starts_at = chrono::Utc::now() + chrono::Duration::hours(12);
+    let event = spec.insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Seat", 0, 20);
+    book_free(
+        &app,
+        event.id,
+        t.id,
+        &[("Signed Person", ""), ("Unsigned Person", "")],
+    )
+    .await;
+    let token = waiver_token(&app, "Signed Person").await;
+    let w = ticketing::waivers::find_by_token(&mut c, &token).unwrap();
+    let text = ticketing::waivers::latest_text(&mut c, event.id)
+        .unwrap()
+        .unwrap();
+    let sig = ticketing::waivers::Signature {
+        name: "Signed Person",
+        text: &text,
+        ip: "127.0.0.1".into(),
+        user_agent: "t".into(),
+    };
+    assert!(ticketing::waivers::sign(&mut c, w.id, &sig).unwrap());
+    // An event further away gets no reminder yet.
+    let far = EventSpec::public("later", 3).waiver(WAIVER).insert(&mut c);
+    let tf = add_ticket_type(&mut c, &far, "Seat", 0, 20);
+    book_free(&app, far.id, tf.id, &[("Far Person", "")]).await;
+
+    assert_eq!(ticketing::mail::queue_waiver_reminders(&mut c).unwrap(), 1);
+    assert_eq!(
+        ticketing::mail::queue_waiver_reminders(&mut c).unwrap(),
+        0,
+        "once"
+    );
+    let reminded: Vec<Option<i64>> = outbox::table
+        .filter(outbox::kind.eq("waiver_reminder"))
+        .select(outbox::attendee_id)
+        .load(&mut c)
+        .unwrap();
+    let unsigned: i64 = ticketing::schema::attendees::table
+        .filter(ticketing::schema::attendees::name.eq("Unsigned Person"))
+        .select(ticketing::schema::attendees::id)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(reminded, vec![Some(unsigned)]);
+    let _ = bookings::table.count().get_result::<i64>(&mut c).unwrap();
+}

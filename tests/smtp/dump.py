@@ -1,0 +1,26 @@
+"""Prints the messages of a maildir (written by aiosmtpd's Mailbox handler) as JSON, with
+their MIME parts decoded, for the mail tests: [{to, subject, text, html, attachments}]."""
+import email
+import email.policy
+import json
+import os
+import sys
+
+out = []
+new = os.path.join(sys.argv[1], "new")
+for name in sorted(os.listdir(new)) if os.path.isdir(new) else []:
+    with open(os.path.join(new, name), "rb") as f:
+        msg = email.message_from_binary_file(f, policy=email.policy.default)
+    item = {"to": str(msg["To"]), "subject": str(msg["Subject"]), "text": "", "html": "",
+            "attachments": [], "message_id": str(msg["Message-ID"])}
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if part.get_filename():
+            item["attachments"].append({"name": part.get_filename(), "type": ctype,
+                                        "body": part.get_content() if ctype.startswith("text/") else ""})
+        elif ctype == "text/plain":
+            item["text"] += part.get_content()
+        elif ctype == "text/html":
+            item["html"] += part.get_content()
+    out.append(item)
+print(json.dumps(out))
