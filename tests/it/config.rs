@@ -150,6 +150,8 @@ fn a_live_production_configuration_is_accepted() {
         ("PAYPAL_CLIENT_ID", "id"),
         ("PAYPAL_CLIENT_SECRET", "secret"),
         ("PAYPAL_WEBHOOK_ID", "WH-1"),
+        ("SMTP_HOST", "smtp.example.com"),
+        ("MAIL_FROM", "tickets@example.com"),
     ] {
         v.insert(k.into(), val.into());
     }
@@ -159,4 +161,35 @@ fn a_live_production_configuration_is_accepted() {
         !format!("{c:?}").contains("secret\""),
         "the secret is redacted"
     );
+}
+
+#[test]
+fn bad_mail_combinations_are_named() {
+    let e = err_with(|v| {
+        v.insert("SMTP_HOST".into(), "smtp.example.com".into());
+    });
+    assert!(e.mentions("MAIL_FROM"), "{e}");
+    let e = err_with(|v| {
+        v.insert("SMTP_HOST".into(), "smtp.example.com".into());
+        v.insert("MAIL_FROM".into(), "tickets@example.com".into());
+        v.insert("SMTP_USERNAME".into(), "user".into());
+    });
+    assert!(e.mentions("SMTP_PASSWORD"), "{e}");
+    let e = err_with(|v| {
+        v.insert("SMTP_HOST".into(), "smtp.example.com".into());
+        v.insert("MAIL_FROM".into(), "tickets@example.com".into());
+        v.insert("SMTP_SECURITY".into(), "none".into());
+        v.insert("SMTP_USERNAME".into(), "user".into());
+        v.insert("SMTP_PASSWORD".into(), "pw".into());
+    });
+    assert!(e.mentions("SMTP_SECURITY"), "{e}");
+    let e = err_with(|v| {
+        v.insert("SMTP_SECURITY".into(), "ssl3".into());
+    });
+    assert!(e.mentions("SMTP_SECURITY"), "{e}");
+    let e = err_with(|v| {
+        production(v);
+        v.insert("PAYPAL_MODE".into(), "live".into());
+    });
+    assert!(e.mentions("SMTP_HOST"), "production needs SMTP: {e}");
 }
