@@ -236,7 +236,7 @@ validate_env_file() {
   fi
   value=$(env_value APP_ENV || true)
   [ "$value" = production ] || problem ".env.production: APP_ENV must be production (it is '${value}')"
-  for v in DATABASE_URL BASE_URL SECRET_KEY PAYPAL_MODE; do
+  for v in DATABASE_URL BASE_URL SECRET_KEY PAYPAL_MODE SMTP_HOST MAIL_FROM; do
     value=$(env_value "$v" || true)
     [ -n "$value" ] || problem ".env.production: $v is missing or empty"
   done
@@ -253,7 +253,8 @@ validate_env_file() {
     problem ".env.production: SECRET_KEY is too short (${#value} characters; make one with: openssl rand -base64 64 | tr -d '\\n')"
   fi
   value=$(env_value PAYPAL_MODE || true)
-  [ "$value" != simulator ] || problem ".env.production: PAYPAL_MODE is simulator; production needs real PayPal (sandbox or live)"
+  [ "$value" != simulator ] || problem ".env.production: PAYPAL_MODE is simulator; production needs real PayPal (live)"
+  [ -z "$value" ] || [ "$value" = simulator ] || [ "${value%%[[:space:]#]*}" = live ] || problem ".env.production: PAYPAL_MODE is $value; the app accepts only live in production"
   value=$(env_value DATABASE_URL || true)
   db_re='^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/?]+)(:[0-9]+)?/[^/?]+'
   if [ -n "$value" ]; then

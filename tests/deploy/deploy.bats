@@ -379,3 +379,19 @@ deploy() {
   [[ $output == *'"131.0.72.0/22"'* ]]
   [[ $output == *'"2c0f:f248::/32"'* ]]
 }
+
+@test "PAYPAL_MODE=sandbox fails before any call (the app takes only live in production)" {
+  set_env PAYPAL_MODE sandbox
+  deploy
+  assert_status 2
+  assert_output_has "accepts only live"
+  assert_no_calls
+}
+
+@test "a missing SMTP_HOST fails before any call" {
+  set_env SMTP_HOST
+  deploy
+  assert_status 2
+  assert_output_has "SMTP_HOST is missing or empty"
+  assert_no_calls
+}

@@ -25,7 +25,9 @@ APP_ENV=production
 DATABASE_URL=postgres://ticketing:s3cretpw@db:5432/ticketing
 BASE_URL=https://tickets.test
 SECRET_KEY=$GOOD_SECRET_KEY
-PAYPAL_MODE=sandbox
+PAYPAL_MODE=live
+SMTP_HOST=smtp.example.com
+MAIL_FROM=tickets@example.com
 LOG_LEVEL=info
 EOF
 
