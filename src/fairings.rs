@@ -68,7 +68,9 @@ impl Fairing for Headers {
         // Private links and personal pages: never indexed, never cached by anyone.
         let personal = path.starts_with("/p/")
             || path.starts_with("/checkout")
-            || path.starts_with("/bookings");
+            || path.starts_with("/bookings")
+            || path.starts_with("/waivers")
+            || path.starts_with("/admin");
         if personal || res.status() == Status::NotFound {
             res.set_header(Header::new("X-Robots-Tag", "noindex"));
         }

@@ -2,6 +2,7 @@
 //! PayPal checkout, mail and waivers, and an admin area. [`rocket`] builds the whole app
 //! from a typed [`Config`] and a [`Db`], so tests build exactly what production runs.
 
+pub mod auth;
 pub mod bookings;
 pub mod cache;
 pub mod config;
@@ -136,6 +137,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(config.clone())
         .manage(paypal)
         .manage(std::sync::Arc::new(mailer))
+        .manage(auth::LoginLimits::default())
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())

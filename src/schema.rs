@@ -1,6 +1,20 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    admin_sessions (id) {
+        id -> Int8,
+        token_hash -> Text,
+        user_id -> Int8,
+        csrf_token -> Text,
+        ip -> Text,
+        user_agent -> Text,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     attendees (id) {
         id -> Int8,
         booking_id -> Int8,
@@ -10,6 +24,20 @@ diesel::table! {
         email -> Text,
         ticket_code -> Text,
         checked_in_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Nullable<Int8>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        ip -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -211,6 +239,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(admin_sessions -> users (user_id));
+diesel::joinable!(audit_log -> users (user_id));
 diesel::joinable!(attendees -> bookings (booking_id));
 diesel::joinable!(attendees -> ticket_types (ticket_type_id));
 diesel::joinable!(booking_history -> bookings (booking_id));
@@ -226,7 +256,9 @@ diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(ticket_types -> events (event_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    admin_sessions,
     attendees,
+    audit_log,
     booking_history,
     booking_items,
     bookings,

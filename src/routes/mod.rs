@@ -3,6 +3,7 @@
 
 use rocket::{Build, Rocket};
 
+pub mod admin;
 pub mod checkout;
 pub mod ops;
 pub mod payments;
@@ -19,5 +20,7 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/bookings", checkout::booking_routes())
         .mount("/payments/paypal", payments::routes())
         .mount("/waivers", waivers::routes())
+        .mount("/admin", admin::routes())
+        .register("/admin", admin::catchers())
         .mount("/", ops::routes())
 }

@@ -114,7 +114,7 @@ pub struct SignForm {
 }
 
 /// The User-Agent header, for the signature record.
-pub struct UserAgent(String);
+pub struct UserAgent(pub String);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for UserAgent {

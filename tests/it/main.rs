@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod admin;
 mod bookings;
 mod config;
 mod edge;

@@ -1,0 +1,288 @@
+//! Staff authentication and authorisation: argon2id passwords (checked on a blocking thread;
+//! unknown emails are checked against a dummy hash so timing does not reveal which exist),
+//! server-side sessions referenced by a private cookie (HttpOnly, SameSite=Lax, Secure outside
+//! local) with idle and absolute timeouts and instant revocation, per-account and per-IP
+//! login rate limits, CSRF tokens, request guards for the two roles, and the audit log.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::OnceLock;
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use serde_json::Value;
+
+use crate::db::Db;
+use crate::models::User;
+use crate::schema::{admin_sessions, audit_log, users};
+use crate::waivers::sha256_hex;
+
+pub const SESSION_COOKIE: &str = "admin_session";
+/// A session unused for this long ends.
+pub const IDLE_TIMEOUT_MINUTES: i64 = 120;
+/// No session lives longer than this.
+pub const ABSOLUTE_TIMEOUT_HOURS: i64 = 12;
+
+/// The signed-in staff member of a request, with the session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub user: User,
+    pub session_id: i64,
+    pub csrf: String,
+    pub ip: String,
+}
+
+impl Staff {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == "admin"
+    }
+
+    /// Refuses a state-changing form whose CSRF token is missing or wrong (403).
+    pub fn check_csrf(&self, token: &str) -> Result<(), crate::error::AppError> {
+        let a = self.csrf.as_bytes();
+        let b = token.as_bytes();
+        let same =
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(crate::error::AppError::new(
+                Status::Forbidden,
+                "This form has expired or did not come from this site. Please reload the page and try again.",
+            ))
+        }
+    }
+}
+
+/// An admin (everything, including users, pricing and refunds).
+#[derive(Debug, Clone)]
+pub struct Admin(pub Staff);
+
+/// (session id, CSRF token, created, last seen, revoked, user).
+type SessionRow = (
+    i64,
+    String,
+    chrono::DateTime<Utc>,
+    chrono::DateTime<Utc>,
+    Option<chrono::DateTime<Utc>>,
+    User,
+);
+
+async fn staff_from_request(req: &Request<'_>) -> Result<Staff, Status> {
+    let cookie = req
+        .cookies()
+        .get_private(SESSION_COOKIE)
+        .ok_or(Status::Unauthorized)?;
+    let secret = cookie.value().to_string();
+    let db = req
+        .rocket()
+        .state::<Db>()
+        .ok_or(Status::InternalServerError)?
+        .clone();
+    let ip = crate::net::client_ip(req)
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let found = db
+        .run(move |conn| {
+            let now = Utc::now();
+            let row: Option<SessionRow> = admin_sessions::table
+                .inner_join(users::table)
+                .filter(admin_sessions::token_hash.eq(sha256_hex(&secret)))
+                .select((
+                    admin_sessions::id,
+                    admin_sessions::csrf_token,
+                    admin_sessions::created_at,
+                    admin_sessions::last_seen_at,
+                    admin_sessions::revoked_at,
+                    User::as_select(),
+                ))
+                .first(conn)
+                .optional()?;
+            let Some((id, csrf, created, seen, revoked, user)) = row else {
+                return Ok(None);
+            };
+            let expired = revoked.is_some()
+                || !user.active
+                || now - seen > Duration::minutes(IDLE_TIMEOUT_MINUTES)
+                || now - created > Duration::hours(ABSOLUTE_TIMEOUT_HOURS);
+            if expired {
+                return Ok(None);
+            }
+            if now - seen > Duration::minutes(1) {
+                diesel::update(admin_sessions::table.find(id))
+                    .set(admin_sessions::last_seen_at.eq(now))
+                    .execute(conn)?;
+            }
+            Ok(Some((id, csrf, user)))
+        })
+        .await
+        .map_err(|e| e.status)?;
+    let (session_id, csrf, user) = found.ok_or(Status::Unauthorized)?;
+    Ok(Staff {
+        user,
+        session_id,
+        csrf,
+        ip,
+    })
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Staff {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let cached = req
+            .local_cache_async(async { staff_from_request(req).await })
+            .await;
+        match cached {
+            Ok(s) => Outcome::Success(s.clone()),
+            Err(status) => Outcome::Error((*status, ())),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Admin {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        match Staff::from_request(req).await {
+            Outcome::Success(s) if s.is_admin() => Outcome::Success(Admin(s)),
+            Outcome::Success(_) => Outcome::Error((Status::Forbidden, ())),
+            Outcome::Error(e) => Outcome::Error(e),
+            Outcome::Forward(f) => Outcome::Forward(f),
+        }
+    }
+}
+
+/// Failed-login limits: per account and per client IP.
+pub struct LoginLimits {
+    account: DefaultKeyedRateLimiter<String>,
+    ip: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            // 5 failures, then one more attempt every 3 minutes per account.
+            account: RateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(1).unwrap())
+                    .allow_burst(NonZeroU32::new(5).unwrap()),
+            ),
+            // 20 failures, then 10 a minute per IP.
+            ip: RateLimiter::keyed(
+                Quota::per_minute(NonZeroU32::new(10).unwrap())
+                    .allow_burst(NonZeroU32::new(20).unwrap()),
+            ),
+        }
+    }
+}
+
+impl LoginLimits {
+    /// Counts a login attempt; false once the account's or the IP's budget is spent (then the
+    /// password is not even checked).
+    pub fn attempt(&self, email: &str, ip: IpAddr) -> bool {
+        let account = self.account.check_key(&email.trim().to_lowercase()).is_ok();
+        let ip = self.ip.check_key(&ip).is_ok();
+        account && ip
+    }
+}
+
+/// A hash to check passwords of unknown emails against, so both take the same time.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| crate::passwords::hash("not-a-real-password"))
+}
+
+/// Checks an email and password on a blocking thread; the user when they match.
+pub async fn authenticate(
+    db: &Db,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>, crate::error::AppError> {
+    let (email, password) = (email.trim().to_string(), password.to_string());
+    db.run(move |conn| {
+        let user = User::find_by_email(conn, &email)?;
+        let ok = match &user {
+            Some(u) => crate::passwords::verify(&password, &u.password_hash) && u.active,
+            None => {
+                crate::passwords::verify(&password, dummy_hash());
+                false
+            }
+        };
+        Ok(if ok { user } else { None })
+    })
+    .await
+}
+
+/// Starts a session for `user` and sets its cookie.
+pub async fn start_session(
+    db: &Db,
+    cookies: &CookieJar<'_>,
+    user_id: i64,
+    ip: String,
+    user_agent: String,
+    secure: bool,
+) -> Result<(), crate::error::AppError> {
+    let secret = crate::tokens::url_token(32);
+    let hash = sha256_hex(&secret);
+    db.run(move |conn| {
+        diesel::insert_into(admin_sessions::table)
+            .values((
+                admin_sessions::token_hash.eq(hash),
+                admin_sessions::user_id.eq(user_id),
+                admin_sessions::csrf_token.eq(crate::tokens::url_token(24)),
+                admin_sessions::ip.eq(ip),
+                admin_sessions::user_agent.eq(user_agent.chars().take(300).collect::<String>()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await?;
+    let cookie = Cookie::build((SESSION_COOKIE, secret))
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(rocket::time::Duration::hours(ABSOLUTE_TIMEOUT_HOURS));
+    cookies.add_private(cookie);
+    Ok(())
+}
+
+/// Ends a session at once.
+pub async fn revoke(db: &Db, session_id: i64) -> Result<(), crate::error::AppError> {
+    db.run(move |conn| {
+        diesel::update(admin_sessions::table.find(session_id))
+            .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Writes an audit entry (call inside the transaction of the change it records).
+pub fn audit(
+    conn: &mut PgConnection,
+    staff: &Staff,
+    action: &str,
+    entity: &str,
+    entity_id: Option<i64>,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::user_id.eq(staff.user.id),
+            audit_log::action.eq(action),
+            audit_log::entity.eq(entity),
+            audit_log::entity_id.eq(entity_id),
+            audit_log::before.eq(before),
+            audit_log::after.eq(after),
+            audit_log::ip.eq(&staff.ip),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! Admin area: every route is guarded (checked from the route table), CSRF on every form,
+//! login rate limits, logout and revocation, check-in, CSV export, audit entries.
+
+use diesel::prelude::*;
+use rocket::http::{ContentType, Method, Status};
+use rocket::local::asynchronous::Client;
+use ticketing::models::{NewUser, User};
+use ticketing::schema::{admin_sessions, attendees, audit_log, bookings};
+
+use crate::helpers::{add_ticket_type, EventSpec, TestApp};
+
+/// Routes only admins may use (the rest are open to staff too).
+const ADMIN_ONLY: &[&str] = &[
+    "/admin/audit?<action>",
+    "/admin/bookings/<id>/cancel",
+    "/admin/bookings/<id>/refund",
+];
+
+fn user(conn: &mut PgConnection, email: &str, role: &str) -> User {
+    User::insert(
+        conn,
+        &NewUser {
+            email: email.into(),
+            name: role.into(),
+            password_hash: ticketing::passwords::hash("correct horse battery"),
+            role: role.into(),
+        },
+    )
+    .unwrap()
+}
+
+async fn login(client: &Client, email: &str, password: &str) -> Status {
+    client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .body(format!(
+            "email={}&password={}",
+            email.replace('@', "%40"),
+            password.replace(' ', "+")
+        ))
+        .dispatch()
+        .await
+        .status()
+}
+
+async fn csrf(client: &Client) -> String {
+    let page = client
+        .get("/admin/checkin")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A concrete URL for a route: `<id>` → 1, required query parameters filled in.
+fn concrete(uri: &str) -> String {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let path = path.replace("<id>", "1");
+    if query.contains("<event>") && path.ends_with(".csv") {
+        format!("{path}?event=1")
+    } else {
+        path
+    }
+}
+
+/// A second browser on the same app database.
+async fn new_client(app: &TestApp) -> Client {
+    let config = ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap();
+    Client::tracked(ticketing::rocket(&config, ticketing::connect(&config)))
+        .await
+        .unwrap()
+}
+
+#[rocket::async_test]
+async fn every_admin_route_needs_login_and_admin_routes_refuse_staff() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "staff@example.com", "staff");
+    let routes: Vec<(Method, String)> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| r.uri.to_string().starts_with("/admin"))
+        .filter(|r| !r.uri.to_string().starts_with("/admin/login"))
+        .map(|r| (r.method, r.uri.to_string()))
+        .collect();
+    assert!(routes.len() >= 12, "{routes:?}");
+    for (method, uri) in &routes {
+        let res = app
+            .client
+            .req(*method, concrete(uri))
+            .header(ContentType::Form)
+            .body("csrf=x")
+            .dispatch()
+            .await;
+        assert_eq!(
+            res.status(),
+            Status::SeeOther,
+            "{method} {uri} lets an anonymous user in"
+        );
+        assert!(
+            res.headers()
+                .get_one("Location")
+                .unwrap()
+                .starts_with("/admin/login"),
+            "{method} {uri}"
+        );
+    }
+    let staff = new_client(&app).await;
+    assert_eq!(
+        login(&staff, "staff@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    for (method, uri) in &routes {
+        let res = staff
+            .req(*method, concrete(uri))
+            .header(ContentType::Form)
+            .body("csrf=x")
+            .dispatch()
+            .await;
+        if ADMIN_ONLY.contains(&uri.as_str()) {
+            assert_eq!(
+                res.status(),
+                Status::Forbidden,
+                "{method} {uri} must be admin-only"
+            );
+        } else {
+            assert_ne!(
+                res.status(),
+                Status::SeeOther,
+                "{method} {uri} sent staff to login"
+            );
+            assert_ne!(res.status(), Status::Unauthorized);
+        }
+    }
+}
+
+#[rocket::async_test]
+async fn forms_without_the_right_csrf_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    let event = EventSpec::public("gig", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let booking_id: i64 = bookings::table.select(bookings::id).first(&mut c).unwrap();
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let good = csrf(&app.client).await;
+    let posts: Vec<String> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| {
+            r.method == Method::Post
+                && r.uri.to_string().starts_with("/admin")
+                && !r.uri.to_string().starts_with("/admin/login")
+        })
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert!(posts.len() >= 5, "{posts:?}");
+    for uri in &posts {
+        let path = uri.replace("<id>", &booking_id.to_string());
+        for body in [
+            "".to_string(),
+            "csrf=wrong-token".to_string(),
+            format!("csrf={}x", good),
+        ] {
+            let res = app
+                .client
+                .post(path.clone())
+                .header(ContentType::Form)
+                .body(format!("{body}&event={}&code=X&reason=r", event.id))
+                .dispatch()
+                .await;
+            assert_eq!(res.status(), Status::Forbidden, "POST {uri} with {body:?}");
+        }
+    }
+    let state: String = bookings::table
+        .find(booking_id)
+        .select(bookings::state)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(state, "held");
+    let audits: i64 = audit_log::table.count().get_result(&mut c).unwrap();
+    assert_eq!(audits, 0);
+    // Still logged in: logout with a wrong token did nothing.
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::Ok
+    );
+}
+
+#[rocket::async_test]
+async fn repeated_bad_passwords_are_rate_limited() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    for _ in 0..5 {
+        assert_eq!(
+            login(&app.client, "admin@example.com", "wrong").await,
+            Status::UnprocessableEntity
+        );
+    }
+    let res = app
+        .client
+        .post("/admin/login")
+        .header(ContentType::Form)
+        .body("email=admin%40example.com&password=wrong")
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::TooManyRequests);
+    assert!(res
+        .into_string()
+        .await
+        .unwrap()
+        .contains("Too many login attempts"));
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::TooManyRequests,
+        "locked even with the right password"
+    );
+    // Unknown accounts get the same answer as wrong passwords.
+    assert_eq!(
+        login(&app.client, "nobody@example.com", "x").await,
+        Status::UnprocessableEntity
+    );
+}
+
+#[rocket::async_test]
+async fn logout_and_revocation_take_effect_at_once() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::Ok
+    );
+    let token = csrf(&app.client).await;
+    let res = app
+        .client
+        .post("/admin/logout")
+        .header(ContentType::Form)
+        .body(format!("csrf={token}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::SeeOther
+    );
+
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::Ok
+    );
+    diesel::update(admin_sessions::table)
+        .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
+        .execute(&mut c)
+        .unwrap();
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::SeeOther,
+        "revoked sessions end at once"
+    );
+}
+
+#[rocket::async_test]
+async fn checkin_twice_says_already_checked_in_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "door@example.com", "staff");
+    let event = EventSpec::public("gig", 5).insert(&mut c);
+    let other = EventSpec::public("other", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
+        .dispatch()
+        .await;
+    let checkout = res.headers().get_one("Location").unwrap().to_string();
+    app.client
+        .post(checkout.clone())
+        .header(ContentType::Form)
+        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
+        .dispatch()
+        .await;
+    app.client
+        .post(format!("{checkout}/confirm"))
+        .dispatch()
+        .await;
+    let code: String = attendees::table
+        .select(attendees::ticket_code)
+        .first(&mut c)
+        .unwrap();
+
+    assert_eq!(
+        login(&app.client, "door@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let token = csrf(&app.client).await;
+    let check = |event_id: i64, code: String| {
+        let token = token.clone();
+        let client = &app.client;
+        async move {
+            client
+                .post("/admin/checkin")
+                .header(ContentType::Form)
+                .body(format!("csrf={token}&event={event_id}&code={code}"))
+                .dispatch()
+                .await
+                .into_string()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(check(other.id, code.clone())
+        .await
+        .contains("data-result=\"wrong_event\""));
+    assert!(
+        check(event.id, code.to_lowercase())
+            .await
+            .contains("data-result=\"valid\""),
+        "typed codes are normalised"
+    );
+    assert!(check(event.id, code.clone())
+        .await
+        .contains("Already checked in"));
+    assert!(check(event.id, "NOPE".into())
+        .await
+        .contains("data-result=\"unknown\""));
+    let audits: i64 = audit_log::table
+        .filter(audit_log::action.eq("attendee.checkin"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(audits, 1);
+}
+
+#[rocket::async_test]
+async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audited() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    let event = EventSpec::public("gig", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
+    let mut tokens = Vec::new();
+    for names in [
+        ["=HYPERLINK(\"x\")", "+1 Plus"],
+        ["-2 Minus", "@Sum, \"quoted\""],
+    ] {
+        let res = app
+            .client
+            .post("/checkout/hold")
+            .header(ContentType::Form)
+            .body(format!("event_id={}&qty[{}]=2", event.id, t.id))
+            .dispatch()
+            .await;
+        let checkout = res.headers().get_one("Location").unwrap().to_string();
+        let enc = |s: &str| {
+            s.replace('%', "%25")
+                .replace('=', "%3D")
+                .replace('+', "%2B")
+                .replace('@', "%40")
+                .replace('"', "%22")
+                .replace(',', "%2C")
+                .replace(' ', "+")
+                .replace('(', "%28")
+                .replace(')', "%29")
+        };
+        let body = format!(
+            "buyer_name={}&buyer_email=b%40example.com&attendees[0].name={}&attendees[1].name={}",
+            enc(names[0]),
+            enc(names[0]),
+            enc(names[1])
+        );
+        let res = app
+            .client
+            .post(checkout.clone())
+            .header(ContentType::Form)
+            .body(body)
+            .dispatch()
+            .await;
+        assert_eq!(res.status(), Status::SeeOther);
+        app.client
+            .post(format!("{checkout}/confirm"))
+            .dispatch()
+            .await;
+        tokens.push(checkout);
+    }
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let res = app
+        .client
+        .get(format!("/admin/export/attendees.csv?event={}", event.id))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let body = res.into_string().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 4, "{body}");
+    let names: Vec<&str> = rows.iter().map(|r| &r[4]).collect();
+    assert_eq!(
+        names,
+        vec![
+            "'=HYPERLINK(\"x\")",
+            "'+1 Plus",
+            "'-2 Minus",
+            "'@Sum, \"quoted\""
+        ]
+    );
+
+    // A cancellation is audited with before and after.
+    let booking_id: i64 = bookings::table
+        .order(bookings::id)
+        .select(bookings::id)
+        .first(&mut c)
+        .unwrap();
+    let token = csrf(&app.client).await;
+    let res = app
+        .client
+        .post(format!("/admin/bookings/{booking_id}/cancel"))
+        .header(ContentType::Form)
+        .body(format!("csrf={token}&reason=duplicate"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (action, before, after): (String, Option<serde_json::Value>, Option<serde_json::Value>) =
+        audit_log::table
+            .select((audit_log::action, audit_log::before, audit_log::after))
+            .first(&mut c)
+            .unwrap();
+    assert_eq!(action, "booking.cancel");
+    assert_eq!(before.unwrap()["state"], "paid");
+    assert_eq!(after.unwrap()["state"], "cancelled");
+    let page = app
+        .client
+        .get("/admin/audit")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(page.contains("booking.cancel"));
+}
