@@ -9,6 +9,8 @@ const USAGE: &str = "usage: ticketing [serve | migrate | seed | paypal verify-we
   serve    apply pending migrations and run the web app (default)
   migrate  apply pending migrations and exit
   seed     apply migrations, then add demo events and an admin account (safe to repeat)
+  create-admin --email EMAIL [--name NAME]
+           create an admin account with a generated password (printed once)
   paypal verify-webhook --body FILE --headers FILE --webhook-id ID --cert PEM
                         [--at RFC3339-TIME] [--ca PEM]...
            check a PayPal webhook delivery offline: prints `valid` (exit 0)
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
     if command == "paypal" {
         return paypal_command(&args[1..]);
     }
-    if !matches!(command, "serve" | "migrate" | "seed") {
+    if !matches!(command, "serve" | "migrate" | "seed" | "create-admin") {
         eprintln!("unknown command {command:?}\n{USAGE}");
         return ExitCode::from(2);
     }
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "seed" => seed(&config, &db),
+        "create-admin" => create_admin(&args[1..], &db),
         _ => serve(config, db),
     }
 }
@@ -181,6 +184,58 @@ fn paypal_command(args: &[String]) -> ExitCode {
         }
         Err(reason) => {
             println!("invalid: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `create-admin --email EMAIL [--name NAME]`: the first admin account, with a generated
+/// password printed once.
+fn create_admin(args: &[String], db: &ticketing::Db) -> ExitCode {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some(email) = value("--email") else {
+        eprintln!("create-admin needs --email EMAIL\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let email = match ticketing::bookings::validate::email(&email) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("--email: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = value("--name").unwrap_or_else(|| "Admin".into());
+    let password = ticketing::passwords::generate();
+    let result = db.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+        if ticketing::models::User::find_by_email(&mut conn, &email)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Err(format!("an account for {email} exists already"));
+        }
+        ticketing::models::User::insert(
+            &mut conn,
+            &ticketing::models::NewUser {
+                email: email.clone(),
+                name,
+                password_hash: ticketing::passwords::hash(&password),
+                role: "admin".into(),
+            },
+        )
+        .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(_) => {
+            println!("admin account: {email} / {password}  (shown once; change it under /admin/password)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ticketing: {e}");
             ExitCode::FAILURE
         }
     }

@@ -439,7 +439,7 @@ pub struct RefundForm {
 }
 
 /// Parses "12.50" in `currency` into minor units.
-fn parse_amount(text: &str, currency: &str) -> Option<i64> {
+pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {
     let digits = crate::money::minor_digits(currency) as usize;
     let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));

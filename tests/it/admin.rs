@@ -63,7 +63,7 @@ async fn csrf(client: &Client) -> String {
 /// A concrete URL for a route: `<id>` → 1, required query parameters filled in.
 fn concrete(uri: &str) -> String {
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let path = path.replace("<id>", "1");
+    let path = path.replace("<id>", "1").replace("<action>", "publish");
     if query.contains("<event>") && path.ends_with(".csv") {
         format!("{path}?event=1")
     } else {
@@ -177,7 +177,9 @@ async fn forms_without_the_right_csrf_token_are_refused_and_change_nothing() {
         .collect();
     assert!(posts.len() >= 5, "{posts:?}");
     for uri in &posts {
-        let path = uri.replace("<id>", &booking_id.to_string());
+        let path = uri
+            .replace("<id>", &booking_id.to_string())
+            .replace("<action>", "publish");
         for body in [
             "".to_string(),
             "csrf=wrong-token".to_string(),
@@ -471,4 +473,117 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .await
         .unwrap();
     assert!(page.contains("booking.cancel"));
+}
+
+#[rocket::async_test]
+async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_taken() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let token = csrf(&app.client).await;
+    let post = |path: String, body: String| {
+        let client = &app.client;
+        async move {
+            client
+                .post(path)
+                .header(ContentType::Form)
+                .body(body)
+                .dispatch()
+                .await
+        }
+    };
+    // Bad input: messages next to the fields, input kept, nothing stored.
+    let res = post("/admin/events".into(), format!("csrf={token}&title=Gala&slug=Bad+Slug&timezone=Mars%2FBase&starts_at=2027-05-01T19%3A00&ends_at=2027-05-01T18%3A00&capacity=-1&visibility=draft")).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let body = res.into_string().await.unwrap();
+    for field in ["ev-slug-error", "ev-timezone-error", "ev-capacity-error"] {
+        assert!(body.contains(field), "{field}");
+    }
+    assert!(body.contains("value=\"Gala\""));
+    let count: i64 = ticketing::schema::events::table
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(count, 0);
+
+    let res = post("/admin/events".into(), format!("csrf={token}&title=Spring+Gala&slug=spring-gala&timezone=Europe%2FBerlin&starts_at=2030-05-01T19%3A00&ends_at=2030-05-01T23%3A00&capacity=2&visibility=draft&venue=Hall")).await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let id: i64 = ticketing::schema::events::table
+        .select(ticketing::schema::events::id)
+        .first(&mut c)
+        .unwrap();
+    let res = post(
+        format!("/admin/events/{id}/ticket-types"),
+        format!("csrf={token}&name=Seat&price=25.00&currency=EUR&capacity=2&max_per_booking=2"),
+    )
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(
+        app.get_text("/events/spring-gala").await.0,
+        404,
+        "a draft is not public"
+    );
+    let res = post(
+        format!("/admin/events/{id}/publish"),
+        format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let (status, page) = app.get_text("/events/spring-gala").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Spring Gala") && page.contains("€25.00"));
+    // 19:00 in Berlin is stored as UTC.
+    let starts: chrono::DateTime<chrono::Utc> = ticketing::schema::events::table
+        .find(id)
+        .select(ticketing::schema::events::starts_at)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(starts.to_rfc3339(), "2030-05-01T17:00:00+00:00");
+
+    // Two seats are taken; neither capacity may go below that.
+    let tt: i64 = ticketing::schema::ticket_types::table
+        .select(ticketing::schema::ticket_types::id)
+        .first(&mut c)
+        .unwrap();
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={id}&qty[{tt}]=2"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let res = post(format!("/admin/events/{id}"), format!("csrf={token}&title=Spring+Gala&slug=spring-gala&timezone=Europe%2FBerlin&starts_at=2030-05-01T19%3A00&ends_at=2030-05-01T23%3A00&capacity=1&visibility=public")).await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    assert!(res
+        .into_string()
+        .await
+        .unwrap()
+        .contains("2 seats are already taken"));
+    let res = post(
+        format!("/admin/ticket-types/{tt}"),
+        format!("csrf={token}&name=Seat&price=25.00&currency=EUR&capacity=1&max_per_booking=2"),
+    )
+    .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let cap: i32 = ticketing::schema::ticket_types::table
+        .find(tt)
+        .select(ticketing::schema::ticket_types::capacity)
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(cap, 2);
+
+    let actions: Vec<String> = audit_log::table
+        .order(audit_log::id)
+        .select(audit_log::action)
+        .load(&mut c)
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec!["event.create", "ticket_type.create", "event.publish"]
+    );
 }

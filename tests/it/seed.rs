@@ -69,3 +69,48 @@ fn seed_command_runs_on_an_empty_database_and_twice() {
         .unwrap();
     assert!(free >= 1);
 }
+
+#[test]
+fn create_admin_makes_one_account_and_refuses_a_second() {
+    let db = TestDb::migrated();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_ticketing"))
+            .args([
+                "create-admin",
+                "--email",
+                "boss@example.com",
+                "--name",
+                "Boss",
+            ])
+            .env("APP_ENV", "local")
+            .env("DATABASE_URL", &db.url)
+            .env("LOG_LEVEL", "warn")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success() && out.contains("admin account: boss@example.com / "),
+        "{out}"
+    );
+    let password = out
+        .split(" / ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut conn = db.conn();
+    let user = ticketing::models::User::find_by_email(&mut conn, "boss@example.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.role, "admin");
+    assert!(ticketing::passwords::verify(&password, &user.password_hash));
+    assert!(
+        !run().status.success(),
+        "a second account with the same email is refused"
+    );
+}
