@@ -38,7 +38,8 @@ pub fn routes() -> Vec<Route> {
         checkin,
         outbox_page,
         audit_page,
-        export_csv
+        export_csv,
+        export_bookings_csv
     ]
 }
 
@@ -750,4 +751,60 @@ async fn export_csv(db: &State<Db>, staff: Staff, event: i64) -> AppResult<Csv> 
 pub struct Csv {
     body: (ContentType, String),
     disposition: Header<'static>,
+}
+
+#[get("/export/bookings.csv?<event>")]
+async fn export_bookings_csv(db: &State<Db>, staff: Staff, event: i64) -> AppResult<Csv> {
+    let _ = staff;
+    let rows: Vec<Booking> = db
+        .run(move |conn| {
+            Ok(bookings::table
+                .filter(bookings::event_id.eq(event))
+                .order(bookings::id)
+                .select(Booking::as_select())
+                .load(conn)?)
+        })
+        .await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let map = |e: csv::Error| AppError::internal(e);
+    w.write_record([
+        "reference",
+        "state",
+        "buyer_name",
+        "buyer_email",
+        "buyer_phone",
+        "seats",
+        "total",
+        "currency",
+        "created_at_utc",
+        "paid_at_utc",
+    ])
+    .map_err(map)?;
+    for b in &rows {
+        w.write_record([
+            csv_safe(&b.reference),
+            csv_safe(&b.state),
+            csv_safe(&b.buyer_name),
+            csv_safe(&b.buyer_email),
+            csv_safe(&b.buyer_phone),
+            b.seats.to_string(),
+            crate::money::Money::new(b.total_minor, &b.currency).decimal_string(),
+            b.currency.clone(),
+            b.created_at.to_rfc3339(),
+            b.paid_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ])
+        .map_err(map)?;
+    }
+    let body = String::from_utf8(
+        w.into_inner()
+            .map_err(|e| AppError::internal(e.to_string()))?,
+    )
+    .map_err(AppError::internal)?;
+    Ok(Csv {
+        body: (ContentType::CSV, body),
+        disposition: Header::new(
+            "Content-Disposition",
+            format!("attachment; filename=\"bookings-event-{event}.csv\""),
+        ),
+    })
 }

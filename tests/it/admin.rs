@@ -587,3 +587,130 @@ async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_tak
         vec!["event.create", "ticket_type.create", "event.publish"]
     );
 }
+
+#[rocket::async_test]
+async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_sessions_end() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let token = csrf(&app.client).await;
+    let res = app
+        .client
+        .post("/admin/users")
+        .header(ContentType::Form)
+        .body(format!(
+            "csrf={token}&email=door%40example.com&name=Door&role=staff"
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    assert!(res.into_string().await.unwrap().contains("shown once"));
+    let door: i64 = ticketing::schema::users::table
+        .filter(ticketing::schema::users::email.eq("door@example.com"))
+        .select(ticketing::schema::users::id)
+        .first(&mut c)
+        .unwrap();
+    let res = app
+        .client
+        .post(format!("/admin/users/{door}/deactivate"))
+        .header(ContentType::Form)
+        .body(format!("csrf={token}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+
+    // A booking with a mail to resend.
+    let event = EventSpec::public("gig", 5).insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
+        .dispatch()
+        .await;
+    let checkout = res.headers().get_one("Location").unwrap().to_string();
+    app.client
+        .post(checkout.clone())
+        .header(ContentType::Form)
+        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
+        .dispatch()
+        .await;
+    app.client
+        .post(format!("{checkout}/confirm"))
+        .dispatch()
+        .await;
+    let mail: i64 = ticketing::schema::outbox::table
+        .select(ticketing::schema::outbox::id)
+        .first(&mut c)
+        .unwrap();
+    let res = app
+        .client
+        .post(format!("/admin/outbox/{mail}/resend"))
+        .header(ContentType::Form)
+        .body(format!("csrf={token}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let csv = app
+        .client
+        .get(format!("/admin/export/bookings.csv?event={}", event.id))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("reference,state,buyer_name") && csv.contains(",paid,Ana,"),
+        "{csv}"
+    );
+
+    let res = app
+        .client
+        .post("/admin/password")
+        .header(ContentType::Form)
+        .body(format!("csrf={token}&current=wrong&new=short"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::UnprocessableEntity);
+    let res = app
+        .client
+        .post("/admin/password")
+        .header(ContentType::Form)
+        .body(format!(
+            "csrf={token}&current=correct+horse+battery&new=a+much+longer+passphrase"
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+
+    let actions: Vec<String> = audit_log::table
+        .order(audit_log::id)
+        .select(audit_log::action)
+        .load(&mut c)
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            "user.create",
+            "user.deactivate",
+            "mail.resend",
+            "user.password"
+        ]
+    );
+
+    // A session idle for longer than the limit has ended.
+    diesel::update(admin_sessions::table)
+        .set(admin_sessions::last_seen_at.eq(chrono::Utc::now()
+            - chrono::Duration::minutes(ticketing::auth::IDLE_TIMEOUT_MINUTES + 1)))
+        .execute(&mut c)
+        .unwrap();
+    assert_eq!(
+        app.client.get("/admin").dispatch().await.status(),
+        Status::SeeOther
+    );
+}
