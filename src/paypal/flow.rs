@@ -305,9 +305,13 @@ impl PayPal {
             Err(e) if e.has_issue("ORDER_ALREADY_CAPTURED") => {
                 self.settle_fresh(db, payment_id).await
             }
-            Err(e) if e.has_issue("ORDER_NOT_APPROVED") => Ok(CaptureOutcome::NotApproved {
-                approve_url: payment.approve_url.clone(),
-            }),
+            Err(e) if e.has_issue("ORDER_NOT_APPROVED") => {
+                // PayPal answers a repeated request id with the same error: this id is used up.
+                self.declined(db, &payment).await?;
+                Ok(CaptureOutcome::NotApproved {
+                    approve_url: payment.approve_url.clone(),
+                })
+            }
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, payment = payment.id, "capture failed for now; reconciliation will retry");
                 Ok(CaptureOutcome::Unavailable)
@@ -318,14 +322,20 @@ impl PayPal {
 
     async fn declined(&self, db: &Db, payment: &Payment) -> Result<CaptureOutcome, AppError> {
         let id = payment.id;
+        // Only the first of several concurrent declines of the same attempt (the buyer's
+        // return and the approval webhook) moves to the next request id.
+        let used = payment.capture_attempt;
         db.run(move |conn| {
-            diesel::update(payments::table.find(id))
-                .set((
-                    payments::capture_status.eq("DECLINED"),
-                    payments::capture_attempt.eq(payments::capture_attempt + 1),
-                    payments::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
+            diesel::update(
+                payments::table
+                    .find(id)
+                    .filter(payments::capture_attempt.eq(used)),
+            )
+            .set((
+                payments::capture_attempt.eq(used + 1),
+                payments::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
             Ok(())
         })
         .await?;
@@ -363,6 +373,17 @@ impl PayPal {
             .run(move |conn| {
                 conn.transaction::<_, diesel::result::Error, _>(|conn| {
                     let booking = Booking::find(conn, payment.booking_id)?;
+                    // A declined capture we have not seen yet moves to the next request id
+                    // (seen again, e.g. from a webhook, it changes nothing).
+                    if let Some(c) = capture.as_ref().filter(|c| c.status == "DECLINED" || c.status == "FAILED") {
+                        diesel::update(
+                            payments::table
+                                .find(payment_id)
+                                .filter(payments::capture_id.is_distinct_from(Some(c.id.clone()))),
+                        )
+                        .set(payments::capture_attempt.eq(payments::capture_attempt + 1))
+                        .execute(conn)?;
+                    }
                     diesel::update(payments::table.find(payment_id))
                         .set((
                             payments::order_status.eq(&order.status),
@@ -403,12 +424,7 @@ impl PayPal {
                             transition(conn, booking.id, &[BookingState::Held], BookingState::AwaitingPayment, &note)?;
                             CaptureOutcome::Pending
                         }
-                        "DECLINED" | "FAILED" => {
-                            diesel::update(payments::table.find(payment_id))
-                                .set(payments::capture_attempt.eq(payments::capture_attempt + 1))
-                                .execute(conn)?;
-                            CaptureOutcome::Declined { approve_url: payment.approve_url.clone() }
-                        }
+                        "DECLINED" | "FAILED" => CaptureOutcome::Declined { approve_url: payment.approve_url.clone() },
                         "REFUNDED" => {
                             transition(conn, booking.id, &[BookingState::Paid], BookingState::Refunded, &note)?;
                             CaptureOutcome::Closed

@@ -860,8 +860,8 @@ async fn update_ticket_type(
 
 // ---------------------------------------------------------------- users
 
-#[get("/users")]
-async fn users_page(db: &State<Db>, admin: Admin) -> AppResult<Template> {
+/// Every staff account, for the users page.
+async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
     let list: Vec<User> = db
         .run(|conn| {
             Ok(users::table
@@ -870,7 +870,15 @@ async fn users_page(db: &State<Db>, admin: Admin) -> AppResult<Template> {
                 .load(conn)?)
         })
         .await?;
-    let rows: Vec<Value> = list.iter().map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active })).collect();
+    Ok(list
+        .iter()
+        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active }))
+        .collect())
+}
+
+#[get("/users")]
+async fn users_page(db: &State<Db>, admin: Admin) -> AppResult<Template> {
+    let rows = user_rows(db).await?;
     Ok(page(
         "admin/users",
         &admin.0,
@@ -949,15 +957,7 @@ async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppR
             errors.insert("email", "An account with this email exists.".into());
         }
     }
-    let list: Vec<User> = db
-        .run(|conn| {
-            Ok(users::table
-                .order(users::email)
-                .select(User::as_select())
-                .load(conn)?)
-        })
-        .await?;
-    let rows: Vec<Value> = list.iter().map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active })).collect();
+    let rows = user_rows(db).await?;
     let status = if errors.is_empty() {
         Status::Ok
     } else {

@@ -222,6 +222,14 @@ impl TestApp {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Builds an event with sensible defaults; tests change what they care about.
 pub struct EventSpec {
     pub slug: String,
@@ -336,10 +344,7 @@ impl TestServer {
         let mut vars = base_vars(&db.url);
         vars.insert("DATABASE_POOL_SIZE".into(), "20".into());
         // A free port chosen now, so that BASE_URL (links, PayPal return URLs) points here.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = free_port();
         adjust(&mut vars);
         let scheme = if vars.contains_key("TLS_CERT_FILE") {
             "https"

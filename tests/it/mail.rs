@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use ticketing::schema::{bookings, events, outbox, waivers};
 
-use crate::helpers::{add_ticket_type, http_client, EventSpec, TestServer};
+use crate::helpers::{add_ticket_type, free_port, http_client, EventSpec, TestServer};
 
 const WAIVER: &str = "I take part at my own risk.\n\nI will follow the marshals' instructions.";
 
@@ -95,14 +95,6 @@ impl Smtp {
         }
         panic!("expected {n} messages, got {:?}", self.messages());
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn app_with_smtp(port: u16) -> TestServer {

@@ -13,15 +13,9 @@ use ticketing::models::Event;
 use ticketing::schema::{bookings, payments, webhook_events};
 use ticketing::simulator::Sim;
 
-use crate::helpers::{add_ticket_type, http_client, invariant_violations, EventSpec, TestServer};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{
+    add_ticket_type, free_port, http_client, invariant_violations, EventSpec, TestServer,
+};
 
 /// The app and the simulator, wired to each other.
 struct World {
