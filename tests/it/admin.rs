@@ -714,3 +714,94 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
         Status::SeeOther
     );
 }
+
+#[rocket::async_test]
+async fn event_and_ticket_type_edits_are_audited_with_before_and_after() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    user(&mut c, "admin@example.com", "admin");
+    let event = EventSpec::public("edit-me", 30)
+        .visibility("private")
+        .insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Seat", 1000, 10);
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
+    );
+    let token = csrf(&app.client).await;
+    let post = |path: String, body: String| {
+        let client = &app.client;
+        async move {
+            client
+                .post(path)
+                .header(ContentType::Form)
+                .body(body)
+                .dispatch()
+                .await
+                .status()
+        }
+    };
+    let id = event.id;
+    assert_eq!(post(format!("/admin/events/{id}"), format!("csrf={token}&title=Edited&slug=edit-me&timezone=Europe%2FBerlin&starts_at=2030-01-01T10%3A00&ends_at=2030-01-01T12%3A00&capacity=50&visibility=private")).await, Status::SeeOther);
+    assert_eq!(
+        post(
+            format!("/admin/ticket-types/{}", t.id),
+            format!(
+                "csrf={token}&name=Seat&price=12.50&currency=EUR&capacity=20&max_per_booking=4"
+            )
+        )
+        .await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        post(
+            format!("/admin/events/{id}/rotate"),
+            format!("csrf={token}")
+        )
+        .await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        post(
+            format!("/admin/events/{id}/duplicate"),
+            format!("csrf={token}")
+        )
+        .await,
+        Status::SeeOther
+    );
+    assert_eq!(
+        post(
+            format!("/admin/events/{id}/unpublish"),
+            format!("csrf={token}")
+        )
+        .await,
+        Status::SeeOther
+    );
+    let entries: Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)> =
+        audit_log::table
+            .order(audit_log::id)
+            .select((audit_log::action, audit_log::before, audit_log::after))
+            .load(&mut c)
+            .unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "event.update",
+            "ticket_type.update",
+            "event.rotate",
+            "event.duplicate",
+            "event.unpublish"
+        ]
+    );
+    assert_eq!(entries[0].1.as_ref().unwrap()["title"], event.title);
+    assert_eq!(entries[0].2.as_ref().unwrap()["title"], "Edited");
+    assert_eq!(entries[1].1.as_ref().unwrap()["price_minor"], 1000);
+    assert_eq!(entries[1].2.as_ref().unwrap()["price_minor"], 1250);
+    let old = event.private_token.unwrap();
+    assert_eq!(
+        app.get_text(&format!("/p/{old}")).await.0,
+        404,
+        "the rotated link stops working"
+    );
+}
