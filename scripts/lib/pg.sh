@@ -53,10 +53,21 @@ start_private_pg() {
   fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" = 0 ]; then
+    chown -R postgres "$dir"
+    # The postgres user must be able to reach the directory; a checkout under a private
+    # home directory is not, so the cluster then lives under /tmp instead.
+    if ! runuser -u postgres -- test -w "$dir"; then
+      dir="/tmp/ticketing-$(basename "$dir")-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)"
+      mkdir -p "$dir"
+      chown -R postgres "$dir"
+      echo "The postgres user cannot reach the checkout; using $dir for the cluster" >&2
+    fi
+  fi
   data="$dir/data"
   sock="$dir/run"
   mkdir -p "$sock"
-  if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; fi
+  if [ "$(id -u)" = 0 ]; then chown postgres "$sock"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     echo "Creating a private PostgreSQL cluster in $data" >&2
     pg_as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 || {
@@ -65,6 +76,13 @@ start_private_pg() {
     }
   fi
   if ! pg_as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    # Another server (another checkout's cluster, say) may hold the port: take the next free one.
+    local tries=0
+    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+      tries=$((tries + 1))
+      [ "$tries" -le 50 ] || { echo "no free port for PostgreSQL near $port" >&2; return 1; }
+      port=$((port + 1))
+    done
     opts="-p $port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300"
     if [ "$mode" = test ]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -76,6 +94,8 @@ start_private_pg() {
       return 1
     }
   fi
+  port=$(pg_as_owner "$bindir/pg_ctl" -D "$data" status 2>/dev/null | grep -o -- '-p [0-9]*' | head -n 1 | cut -d' ' -f2)
+  [ -n "$port" ] || port=$(sed -n 4p "$data/postmaster.pid" 2>/dev/null)
   echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
 
