@@ -47,7 +47,7 @@ WORKDIR /app
 COPY --from=builder /out/ticketing /app/ticketing
 COPY templates /app/templates
 COPY static /app/static
-COPY config/cloudflare-ips.txt /app/config/cloudflare-ips.txt
+COPY config/cloudflare-ips.txt config/paypal-webhook-ca.pem /app/config/
 ENV APP_ENV=production \
     BIND_ADDRESS=0.0.0.0 \
     PORT=8443 \
