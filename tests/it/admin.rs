@@ -60,6 +60,31 @@ async fn csrf(client: &Client) -> String {
         .to_string()
 }
 
+/// Books and confirms one free seat for "Ana" through the checkout pages.
+async fn book_free_seat(app: &TestApp, event_id: i64, type_id: i64) {
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={event_id}&qty[{type_id}]=1"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let checkout = res.headers().get_one("Location").unwrap().to_string();
+    app.client
+        .post(checkout.clone())
+        .header(ContentType::Form)
+        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
+        .dispatch()
+        .await;
+    let res = app
+        .client
+        .post(format!("{checkout}/confirm"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+}
+
 /// A concrete URL for a route: `<id>` → 1, required query parameters filled in.
 fn concrete(uri: &str) -> String {
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
@@ -299,24 +324,7 @@ async fn checkin_twice_says_already_checked_in_and_is_audited() {
     let event = EventSpec::public("gig", 5).insert(&mut c);
     let other = EventSpec::public("other", 5).insert(&mut c);
     let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
-    let res = app
-        .client
-        .post("/checkout/hold")
-        .header(ContentType::Form)
-        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
-        .dispatch()
-        .await;
-    let checkout = res.headers().get_one("Location").unwrap().to_string();
-    app.client
-        .post(checkout.clone())
-        .header(ContentType::Form)
-        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
-        .dispatch()
-        .await;
-    app.client
-        .post(format!("{checkout}/confirm"))
-        .dispatch()
-        .await;
+    book_free_seat(&app, event.id, t.id).await;
     let code: String = attendees::table
         .select(attendees::ticket_code)
         .first(&mut c)
@@ -626,24 +634,7 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
     // A booking with a mail to resend.
     let event = EventSpec::public("gig", 5).insert(&mut c);
     let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
-    let res = app
-        .client
-        .post("/checkout/hold")
-        .header(ContentType::Form)
-        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
-        .dispatch()
-        .await;
-    let checkout = res.headers().get_one("Location").unwrap().to_string();
-    app.client
-        .post(checkout.clone())
-        .header(ContentType::Form)
-        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
-        .dispatch()
-        .await;
-    app.client
-        .post(format!("{checkout}/confirm"))
-        .dispatch()
-        .await;
+    book_free_seat(&app, event.id, t.id).await;
     let mail: i64 = ticketing::schema::outbox::table
         .select(ticketing::schema::outbox::id)
         .first(&mut c)
