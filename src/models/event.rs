@@ -124,16 +124,6 @@ impl Event {
             .first(conn)
     }
 
-    /// A private event by its secret token. The token column is unique and indexed, so a
-    /// right and a wrong token cost the same single index probe.
-    pub fn find_private_by_token(conn: &mut PgConnection, token: &str) -> QueryResult<Event> {
-        events::table
-            .filter(events::private_token.eq(token))
-            .filter(events::visibility.eq(Visibility::Private.as_str()))
-            .select(Event::as_select())
-            .first(conn)
-    }
-
     /// Any event (whatever its visibility) and its ticket types in one round trip.
     pub fn find_with_types(
         conn: &mut PgConnection,

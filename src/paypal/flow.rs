@@ -674,7 +674,7 @@ impl PayPal {
         }
         let (pid, cur) = (payment.id, payment.currency.clone());
         let note2 = note.clone();
-        let refund_row: i64 = db
+        let (refund_row, request_id): (i64, String) = db
             .run(move |conn| {
                 Ok(diesel::insert_into(refunds::table)
                     .values((
@@ -686,16 +686,8 @@ impl PayPal {
                         refunds::status.eq("REQUESTED"),
                         refunds::note.eq(&note2),
                     ))
-                    .returning(refunds::id)
+                    .returning((refunds::id, refunds::request_id))
                     .get_result(conn)?)
-            })
-            .await?;
-        let request_id: String = db
-            .run(move |conn| {
-                Ok(refunds::table
-                    .find(refund_row)
-                    .select(refunds::request_id)
-                    .first(conn)?)
             })
             .await?;
         let full = amount == left;

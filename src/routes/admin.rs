@@ -10,6 +10,8 @@ use rocket::form::{Form, FromForm};
 use rocket::http::{ContentType, CookieJar, Header, Status};
 use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, Catcher, Request, Responder, Route, State};
+
+use crate::routes::checkout::Page;
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
@@ -66,18 +68,12 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn page(name: &'static str, staff: &Staff, mut ctx: serde_json::Value) -> Template {
+/// Renders an admin page with the signed-in staff member and the CSRF token in its context.
+pub(crate) fn page(name: &'static str, staff: &Staff, mut ctx: serde_json::Value) -> Template {
     ctx["staff"] =
         json!({ "email": staff.user.email, "name": staff.user.name, "admin": staff.is_admin() });
     ctx["csrf"] = json!(staff.csrf);
     Template::render(name, ctx)
-}
-
-#[derive(Responder)]
-pub enum Reply {
-    Page(Template),
-    Redirect(Redirect),
-    Status((Status, Template)),
 }
 
 // ---------------------------------------------------------------- login
@@ -110,7 +106,7 @@ async fn login(
     client: ClientIp,
     agent: crate::routes::waivers::UserAgent,
     form: Form<LoginForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     let form = form.into_inner();
     let next = if form.next.starts_with("/admin") && !form.next.starts_with("/admin/login") {
         form.next.clone()
@@ -118,7 +114,7 @@ async fn login(
         "/admin".into()
     };
     let again = |status: Status, error: &str| {
-        Reply::Status((
+        Page::Status((
             status,
             Template::render(
                 "admin/login",
@@ -144,7 +140,7 @@ async fn login(
                 app.production,
             )
             .await?;
-            Ok(Reply::Redirect(Redirect::to(next)))
+            Ok(Page::Redirect(Redirect::to(next)))
         }
         None => Ok(again(
             Status::UnprocessableEntity,
@@ -287,36 +283,35 @@ async fn bookings_list(
     let (q2, s2) = (q.clone(), state.clone());
     let (rows, total, event_list) = db
         .run(move |conn| {
-            let mut query = bookings::table.inner_join(events::table).into_boxed();
-            let mut count = bookings::table.inner_join(events::table).into_boxed();
-            if !q2.is_empty() {
-                let like = format!(
+            let like = (!q2.is_empty()).then(|| {
+                format!(
                     "%{}%",
                     q2.replace('\\', "\\\\")
                         .replace('%', "\\%")
                         .replace('_', "\\_")
-                );
-                let filter = bookings::buyer_name
-                    .ilike(like.clone())
-                    .or(bookings::buyer_email.ilike(like.clone()))
-                    .or(bookings::reference.ilike(like.clone()));
-                query = query.filter(filter);
-                let filter = bookings::buyer_name
-                    .ilike(like.clone())
-                    .or(bookings::buyer_email.ilike(like.clone()))
-                    .or(bookings::reference.ilike(like));
-                count = count.filter(filter);
-            }
-            if let Some(e) = event {
-                query = query.filter(bookings::event_id.eq(e));
-                count = count.filter(bookings::event_id.eq(e));
-            }
-            if let Some(s) = &s2 {
-                query = query.filter(bookings::state.eq(s.clone()));
-                count = count.filter(bookings::state.eq(s.clone()));
-            }
-            let total: i64 = count.count().get_result(conn)?;
-            let rows: Vec<(Booking, Event)> = query
+                )
+            });
+            // The same filters for the page and for the count.
+            let filtered = || {
+                let mut query = bookings::table.inner_join(events::table).into_boxed();
+                if let Some(like) = &like {
+                    query = query.filter(
+                        bookings::buyer_name
+                            .ilike(like.clone())
+                            .or(bookings::buyer_email.ilike(like.clone()))
+                            .or(bookings::reference.ilike(like.clone())),
+                    );
+                }
+                if let Some(e) = event {
+                    query = query.filter(bookings::event_id.eq(e));
+                }
+                if let Some(s) = &s2 {
+                    query = query.filter(bookings::state.eq(s.clone()));
+                }
+                query
+            };
+            let total: i64 = filtered().count().get_result(conn)?;
+            let rows: Vec<(Booking, Event)> = filtered()
                 .order(bookings::id.desc())
                 .limit(PER_PAGE)
                 .offset((page_no - 1) * PER_PAGE)

@@ -18,7 +18,8 @@ use crate::cache::{EventCache, ListingCache};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Event, NewEvent, NewTicketType, NewUser, TicketType, User, Visibility};
-use crate::routes::admin::Reply;
+use crate::routes::admin::page;
+use crate::routes::checkout::Page;
 use crate::schema::{admin_sessions, events, ticket_types, users};
 use crate::timefmt;
 
@@ -38,13 +39,6 @@ pub fn routes() -> Vec<Route> {
         password_page,
         change_password
     ]
-}
-
-fn page(name: &'static str, staff: &Staff, mut ctx: Value) -> Template {
-    ctx["staff"] =
-        json!({ "email": staff.user.email, "name": staff.user.name, "admin": staff.is_admin() });
-    ctx["csrf"] = json!(staff.csrf);
-    Template::render(name, ctx)
 }
 
 /// Forget cached public pages in this instance (others catch up within a second).
@@ -247,14 +241,14 @@ async fn create_event(
     ec: &State<EventCache>,
     lc: &State<ListingCache>,
     form: Form<EventForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let new = match check_event(&f) {
         Ok(n) => n,
         Err(errors) => {
-            return Ok(Reply::Status((
+            return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
@@ -296,12 +290,12 @@ async fn create_event(
     match created {
         Ok(e) => {
             invalidate(ec, lc);
-            Ok(Reply::Redirect(Redirect::to(format!(
+            Ok(Page::Redirect(Redirect::to(format!(
                 "/admin/events/{}",
                 e.id
             ))))
         }
-        Err(()) => Ok(Reply::Status((
+        Err(()) => Ok(Page::Status((
             Status::UnprocessableEntity,
             page(
                 "admin/event_form",
@@ -356,7 +350,7 @@ async fn update_event(
     lc: &State<ListingCache>,
     id: i64,
     form: Form<EventForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
@@ -364,7 +358,7 @@ async fn update_event(
     let new = match check_event(&f) {
         Ok(n) => n,
         Err(errors) => {
-            return Ok(Reply::Status((
+            return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
@@ -433,9 +427,9 @@ async fn update_event(
     match result {
         Ok(Ok(())) => {
             invalidate(ec, lc);
-            Ok(Reply::Redirect(Redirect::to(format!("/admin/events/{id}"))))
+            Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
         }
-        Ok(Err(msg)) => Ok(Reply::Status((
+        Ok(Err(msg)) => Ok(Page::Status((
             Status::UnprocessableEntity,
             page(
                 "admin/event_form",
@@ -447,7 +441,7 @@ async fn update_event(
             if e.status == Status::InternalServerError
                 && e.source.as_deref().is_some_and(|s| s.contains("unique")) =>
         {
-            Ok(Reply::Status((
+            Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
@@ -703,7 +697,7 @@ async fn create_ticket_type(
     lc: &State<ListingCache>,
     id: i64,
     form: Form<TicketTypeForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
@@ -711,7 +705,7 @@ async fn create_ticket_type(
     let mut new = match check_type(&f, event.tz()) {
         Ok(n) => n,
         Err(errors) => {
-            return Ok(Reply::Status((
+            return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
@@ -746,7 +740,7 @@ async fn create_ticket_type(
     })
     .await?;
     invalidate(ec, lc);
-    Ok(Reply::Redirect(Redirect::to(format!("/admin/events/{id}"))))
+    Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
 }
 
 #[post("/ticket-types/<id>", data = "<form>")]
@@ -757,7 +751,7 @@ async fn update_ticket_type(
     lc: &State<ListingCache>,
     id: i64,
     form: Form<TicketTypeForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
@@ -771,7 +765,7 @@ async fn update_ticket_type(
         .await?;
     let (event, types) = event_page_ctx(db, event_id).await?;
     let show_error = |errors: Value| {
-        Reply::Status((
+        Page::Status((
             Status::UnprocessableEntity,
             page(
                 "admin/event_form",
@@ -850,7 +844,7 @@ async fn update_ticket_type(
     match result {
         Ok(()) => {
             invalidate(ec, lc);
-            Ok(Reply::Redirect(Redirect::to(format!(
+            Ok(Page::Redirect(Redirect::to(format!(
                 "/admin/events/{event_id}"
             ))))
         }
@@ -899,7 +893,7 @@ pub struct UserForm {
 }
 
 #[post("/users", data = "<form>")]
-async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppResult<Reply> {
+async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
@@ -963,7 +957,7 @@ async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppR
     } else {
         Status::UnprocessableEntity
     };
-    Ok(Reply::Status((
+    Ok(Page::Status((
         status,
         page(
             "admin/users",
@@ -1039,7 +1033,7 @@ async fn change_password(
     db: &State<Db>,
     staff: Staff,
     form: Form<PasswordForm>,
-) -> AppResult<Reply> {
+) -> AppResult<Page> {
     staff.check_csrf(&form.csrf)?;
     let mut errors: HashMap<&str, String> = HashMap::new();
     if auth::authenticate(db, &staff.user.email, &form.current)
@@ -1052,7 +1046,7 @@ async fn change_password(
         errors.insert("new", "Use 12 to 200 characters.".into());
     }
     if !errors.is_empty() {
-        return Ok(Reply::Status((
+        return Ok(Page::Status((
             Status::UnprocessableEntity,
             page(
                 "admin/password",
@@ -1096,7 +1090,7 @@ async fn change_password(
         Ok(())
     })
     .await?;
-    Ok(Reply::Page(page(
+    Ok(Page::Template(page(
         "admin/password",
         &staff,
         json!({ "title": "Change password", "errors": {}, "done": true }),

@@ -298,6 +298,7 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
                 .display(),
         })
         .collect();
+    let waiver_of = |a: &Attendee| l.waivers.iter().find(|w| w.attendee_id == a.id);
     let people: Vec<AttendeeView> = l
         .attendees
         .iter()
@@ -310,18 +311,14 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             ticket_code: a.ticket_code.clone(),
             checked_in: a.checked_in_at.is_some(),
             qr_svg: with_qr.then(|| qr_svg(&a.ticket_code)),
-            waiver: l.waivers.iter().find(|w| w.attendee_id == a.id).map(|w| {
+            waiver: waiver_of(a).map(|w| {
                 if w.signed_at.is_some() {
                     "signed"
                 } else {
                     "unsigned"
                 }
             }),
-            waiver_url: l
-                .waivers
-                .iter()
-                .find(|w| w.attendee_id == a.id)
-                .map(|w| format!("/waivers/{}", w.token)),
+            waiver_url: waiver_of(a).map(|w| format!("/waivers/{}", w.token)),
         })
         .collect();
     let b = &l.booking;

@@ -230,10 +230,7 @@ async fn with_origin_pulls_required_only_clients_with_the_certificate_get_in() {
 #[test]
 fn the_server_stops_cleanly_on_sigterm() {
     let db = TestDb::migrated();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::helpers::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
         .arg("serve")
         .env("APP_ENV", "local")

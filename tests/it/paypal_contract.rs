@@ -34,11 +34,7 @@ fn prism(spec: &str) -> Prism {
         std::path::Path::new(&bin).exists(),
         "Prism is not installed at {bin}: run scripts/test (it runs npm install in tests/contract)"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let spec = format!("{}/../shared/paypal/{spec}", env!("CARGO_MANIFEST_DIR"));
     let child = Command::new(bin)
         .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string(), &spec])
