@@ -343,7 +343,28 @@ async fn bookings_list(
 
 #[get("/bookings/<id>")]
 async fn booking_detail(db: &State<Db>, staff: Staff, id: i64) -> AppResult<Template> {
-    let ctx = db
+    let ctx = detail_ctx(db, id).await?;
+    Ok(page("admin/booking", &staff, ctx))
+}
+
+/// The booking page again with messages next to the refund or cancel form's fields (422).
+async fn detail_with_errors(
+    db: &Db,
+    staff: &Staff,
+    id: i64,
+    errors: serde_json::Value,
+) -> AppResult<Page> {
+    let mut ctx = detail_ctx(db, id).await?;
+    ctx["errors"] = errors;
+    Ok(Page::Status((
+        Status::UnprocessableEntity,
+        page("admin/booking", staff, ctx),
+    )))
+}
+
+/// Everything the booking detail page shows.
+async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
+    db
         .run(move |conn| {
             let b = Booking::find(conn, id)?;
             let e = Event::find(conn, b.event_id)?;
@@ -365,17 +386,20 @@ async fn booking_detail(db: &State<Db>, staff: Staff, id: i64) -> AppResult<Temp
                 }).collect::<Vec<_>>(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
                 "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string() })),
+                "errors": {},
                 "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email })).collect::<Vec<_>>(),
             }))
         })
-        .await?;
-    Ok(page("admin/booking", &staff, ctx))
+        .await
 }
 
 #[derive(FromForm)]
 pub struct ReasonForm {
     #[field(default = String::new())]
     csrf: String,
+    /// The explicit confirmation box (so the action never goes through on one click).
+    #[field(default = false)]
+    confirm: bool,
     #[field(default = String::new())]
     reason: String,
 }
@@ -386,9 +410,18 @@ async fn cancel_booking(
     admin: Admin,
     id: i64,
     form: Form<ReasonForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
+    if !form.confirm {
+        return detail_with_errors(
+            db,
+            &staff,
+            id,
+            json!({ "cancel_confirm": "Tick the box to confirm the cancellation." }),
+        )
+        .await;
+    }
     let reason: String = form.reason.chars().take(300).collect();
     db.run(move |conn| {
         conn.transaction(|conn| {
@@ -420,13 +453,17 @@ async fn cancel_booking(
         Ok(())
     })
     .await?;
-    Ok(Redirect::to(format!("/admin/bookings/{id}")))
+    Ok(Page::Redirect(Redirect::to(format!(
+        "/admin/bookings/{id}"
+    ))))
 }
 
 #[derive(FromForm)]
 pub struct RefundForm {
     #[field(default = String::new())]
     csrf: String,
+    #[field(default = false)]
+    confirm: bool,
     /// Decimal amount in the booking's currency; empty for everything left.
     #[field(default = String::new())]
     amount: String,
@@ -465,17 +502,31 @@ async fn refund_booking(
     admin: Admin,
     id: i64,
     form: Form<RefundForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Page> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
     let booking = db.run(move |conn| Ok(Booking::find(conn, id)?)).await?;
     let amount = if form.amount.trim().is_empty() {
         None
     } else {
-        Some(parse_amount(&form.amount, &booking.currency).ok_or_else(|| AppError::bad_request("Enter the amount like 12.50, or leave it empty to refund everything that is left."))?)
+        match parse_amount(&form.amount, &booking.currency) {
+            Some(a) => Some(a),
+            None => {
+                let msg = "Enter the amount like 12.50, or leave it empty to refund everything that is left.";
+                return detail_with_errors(db, &staff, id, json!({ "amount": msg, "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
+            }
+        }
     };
+    if !form.confirm {
+        return detail_with_errors(db, &staff, id, json!({ "refund_confirm": "Tick the box to confirm the refund.", "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
+    }
     let reason: String = form.reason.chars().take(250).collect();
-    paypal.refund(db, id, amount, &reason).await?;
+    if let Err(e) = paypal.refund(db, id, amount, &reason).await {
+        if e.status.code >= 500 && e.status != Status::BadGateway {
+            return Err(e);
+        }
+        return detail_with_errors(db, &staff, id, json!({ "amount": e.message, "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
+    }
     db.run(move |conn| {
         let after = Booking::find(conn, id)?;
         auth::audit(
@@ -490,7 +541,9 @@ async fn refund_booking(
         Ok(())
     })
     .await?;
-    Ok(Redirect::to(format!("/admin/bookings/{id}")))
+    Ok(Page::Redirect(Redirect::to(format!(
+        "/admin/bookings/{id}"
+    ))))
 }
 
 #[post("/outbox/<id>/resend", data = "<form>")]

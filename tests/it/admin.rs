@@ -456,11 +456,30 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .first(&mut c)
         .unwrap();
     let token = csrf(&app.client).await;
-    let res = app
+    let unconfirmed = app
         .client
         .post(format!("/admin/bookings/{booking_id}/cancel"))
         .header(ContentType::Form)
         .body(format!("csrf={token}&reason=duplicate"))
+        .dispatch()
+        .await;
+    assert_eq!(
+        unconfirmed.status(),
+        Status::UnprocessableEntity,
+        "needs the confirmation box"
+    );
+    assert!(unconfirmed
+        .into_string()
+        .await
+        .unwrap()
+        .contains("Tick the box to confirm the cancellation."));
+    let audits: i64 = audit_log::table.count().get_result(&mut c).unwrap();
+    assert_eq!(audits, 0, "nothing changed without confirmation");
+    let res = app
+        .client
+        .post(format!("/admin/bookings/{booking_id}/cancel"))
+        .header(ContentType::Form)
+        .body(format!("csrf={token}&reason=duplicate&confirm=true"))
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::SeeOther);
