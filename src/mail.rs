@@ -104,6 +104,18 @@ pub fn on_transition(
     Ok(())
 }
 
+/// "Part of your booking was refunded" (a full refund goes through `on_transition`): one mail
+/// for each partial refund row.
+pub fn partial_refund(conn: &mut PgConnection, booking_id: i64, refund_id: i64) -> QueryResult<()> {
+    enqueue(
+        conn,
+        "partial_refund",
+        &format!("partial_refund:{refund_id}"),
+        booking_id,
+        None,
+    )
+}
+
 /// "Your payment came too late; nothing was charged."
 pub fn late_payment(conn: &mut PgConnection, booking_id: i64) -> QueryResult<()> {
     enqueue(
@@ -391,6 +403,14 @@ impl Renderer {
                 .map_err(|e| e.to_string())?,
             None => None,
         };
+        let payment = crate::paypal::flow::Payment::find_by_booking(conn, booking.id)
+            .map_err(|e| e.to_string())?
+            .map(|p| {
+                json!({
+                    "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(),
+                    "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(),
+                })
+            });
         let booking_url = format!("{}/bookings/{}", self.base_url, booking.access_token);
         let ctx = json!({
             "site_name": self.site_name,
@@ -410,6 +430,7 @@ impl Renderer {
             },
             "attendees": people.iter().map(|a| json!({ "name": a.name, "ticket_code": a.ticket_code })).collect::<Vec<_>>(),
             "attendee": attendee.as_ref().map(|a| json!({ "name": a.name })),
+            "payment": payment,
             "waiver_url": waiver_token.map(|t| format!("{}/waivers/{t}", self.base_url)),
         });
         let ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
@@ -429,6 +450,7 @@ impl Renderer {
                 event.title
             ),
             "refund" => format!("Your booking {} was refunded", booking.reference),
+            "partial_refund" => format!("Part of your booking {} was refunded", booking.reference),
             "cancellation" => format!("Your booking {} was cancelled", booking.reference),
             _ => format!("Your payment for {} came too late", event.title),
         };

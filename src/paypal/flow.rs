@@ -744,6 +744,7 @@ impl PayPal {
                             )),
                         ))
                         .execute(conn)?;
+                    crate::mail::partial_refund(conn, booking_id, refund_row)?;
                 }
                 Ok::<_, diesel::result::Error>(())
             })
