@@ -633,7 +633,7 @@ fn approval_page(sim: &State<Arc<Sim>>, token: &str) -> Result<RawHtml<String>, 
             .replace('"', "&quot;")
     };
     Ok(RawHtml(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>PayPal Simulator</title>
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>PayPal Simulator</title><link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.8rem;font-size:1rem;border-radius:8px;border:1px solid #888;cursor:pointer}}.approve{{background:#ffc439;border-color:#ffc439}}</style></head>
 <body><h1>PayPal Simulator</h1><p>Pay <strong id="amount">{value} {currency}</strong> for <span>{desc}</span>.</p>
 <form method="post" action="/checkoutnow/{id}/approve"><button class="approve" type="submit">Approve</button></form>

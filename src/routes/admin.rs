@@ -200,7 +200,7 @@ struct DayRow {
 
 #[get("/")]
 async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
-    let (rows, days) = db
+    let (rows, days, latest) = db
         .run(|conn| {
             let rows: Vec<EventRow> = diesel::sql_query(
                 "SELECT e.id, e.title, e.starts_at, e.timezone, e.capacity,
@@ -219,9 +219,21 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
                   GROUP BY d ORDER BY d",
             )
             .load(conn)?;
-            Ok((rows, days))
+            // The latest bookings that got past the hold: what an organiser watches arrive.
+            let latest: Vec<(Booking, Event)> = bookings::table
+                .inner_join(events::table)
+                .filter(bookings::state.ne_all(["held", "expired"]))
+                .order(bookings::id.desc())
+                .limit(10)
+                .select((Booking::as_select(), Event::as_select()))
+                .load(conn)?;
+            Ok((rows, days, latest))
         })
         .await?;
+    let latest: Vec<_> = latest
+        .iter()
+        .map(|(b, e)| json!({ "id": b.id, "reference": b.reference, "buyer": b.buyer_name, "event": e.title, "state": b.state, "seats": b.seats, "total": b.total().display(), "created": timefmt::local_datetime(b.created_at, e.tz()) }))
+        .collect();
     let events: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -236,7 +248,7 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
     Ok(page(
         "admin/dashboard",
         &staff,
-        json!({ "title": "Dashboard", "events": events, "chart": sales_chart(&days) }),
+        json!({ "title": "Dashboard", "events": events, "latest": latest, "chart": sales_chart(&days) }),
     ))
 }
 
@@ -536,7 +548,15 @@ async fn refund_booking(
             "booking",
             Some(id),
             Some(json!({ "state": booking.state })),
-            Some(json!({ "state": after.state, "amount_minor": amount, "reason": reason })),
+            Some(json!({
+                "state": after.state,
+                "amount_minor": amount,
+                "amount": amount.map_or_else(
+                    || "all that was left".to_string(),
+                    |a| crate::money::Money::new(a, &after.currency).display(),
+                ),
+                "reason": reason,
+            })),
         )?;
         Ok(())
     })
@@ -720,12 +740,41 @@ async fn audit_page(db: &State<Db>, admin: Admin, action: Option<&str>) -> AppRe
             Ok(q.load(conn)?)
         })
         .await?;
-    let list: Vec<_> = rows.iter().map(|r| json!({ "id": r.0, "who": r.1, "action": r.2, "entity": r.3, "entity_id": r.4, "before": r.5.as_ref().map(|v| v.to_string()), "after": r.6.as_ref().map(|v| v.to_string()), "ip": r.7, "at": r.8.format("%Y-%m-%d %H:%M:%S UTC").to_string() })).collect();
+    let list: Vec<_> = rows.iter().map(|r| json!({ "id": r.0, "who": r.1, "action": r.2, "entity": r.3, "entity_id": r.4, "changes": audit_changes(r.5.as_ref(), r.6.as_ref()), "ip": r.7, "at": r.8.format("%Y-%m-%d %H:%M:%S UTC").to_string() })).collect();
     Ok(page(
         "admin/audit",
         &admin.0,
         json!({ "title": "Audit log", "entries": list, "action": action }),
     ))
+}
+
+/// An audit entry's before/after snapshots as readable lines: `field: old → new` for what
+/// changed, `field: value` for what was set on a new record.
+pub fn audit_changes(
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Vec<String> {
+    use serde_json::Value;
+    let show = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    let empty = serde_json::Map::new();
+    let b = before.and_then(Value::as_object).unwrap_or(&empty);
+    let a = after.and_then(Value::as_object).unwrap_or(&empty);
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| match (b.get(k), a.get(k)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(x), Some(y)) => Some(format!("{k}: {} → {}", show(x), show(y))),
+            (None, Some(y)) => Some(format!("{k}: {}", show(y))),
+            (Some(x), None) => Some(format!("{k}: {} (removed)", show(x))),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// Neutralises spreadsheet formulas: a value starting with = + - @ (or a tab/CR) gets a
@@ -855,4 +904,30 @@ async fn export_bookings_csv(db: &State<Db>, staff: Staff, event: i64) -> AppRes
             format!("attachment; filename=\"bookings-event-{event}.csv\""),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_changes;
+    use serde_json::json;
+
+    #[test]
+    fn audit_changes_lists_what_changed() {
+        let before = json!({ "visibility": "draft", "capacity": 100, "title": "Gala" });
+        let after =
+            json!({ "visibility": "public", "capacity": 100, "title": "Gala", "note": null });
+        assert_eq!(
+            audit_changes(Some(&before), Some(&after)),
+            vec!["note: —", "visibility: draft → public"]
+        );
+        assert_eq!(
+            audit_changes(None, Some(&json!({ "amount": "€12.50", "id": 3 }))),
+            vec!["amount: €12.50", "id: 3"]
+        );
+        assert_eq!(
+            audit_changes(Some(&json!({ "role": "staff" })), None),
+            vec!["role: staff (removed)"]
+        );
+        assert!(audit_changes(None, None).is_empty());
+    }
 }
