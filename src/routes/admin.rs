@@ -8,6 +8,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 use rocket::form::{Form, FromForm};
 use rocket::http::{ContentType, CookieJar, Header, Status};
+use rocket::request::FlashMessage;
+use rocket::response::Flash;
 use rocket::response::Redirect;
 use rocket::{catch, catchers, get, post, routes, Catcher, Request, Responder, Route, State};
 
@@ -354,8 +356,14 @@ async fn bookings_list(
 }
 
 #[get("/bookings/<id>")]
-async fn booking_detail(db: &State<Db>, staff: Staff, id: i64) -> AppResult<Template> {
-    let ctx = detail_ctx(db, id).await?;
+async fn booking_detail(
+    db: &State<Db>,
+    staff: Staff,
+    id: i64,
+    flash: Option<FlashMessage<'_>>,
+) -> AppResult<Template> {
+    let mut ctx = detail_ctx(db, id).await?;
+    ctx["notice"] = json!(flash.map(|f| json!({ "kind": f.kind(), "message": f.message() })));
     Ok(page("admin/booking", &staff, ctx))
 }
 
@@ -435,39 +443,46 @@ async fn cancel_booking(
         .await;
     }
     let reason: String = form.reason.chars().take(300).collect();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let before = Booking::find(conn, id)?;
-            let moved = transition(
-                conn,
-                id,
-                &[
-                    BookingState::Held,
-                    BookingState::AwaitingPayment,
-                    BookingState::Paid,
-                ],
-                BookingState::Cancelled,
-                &format!("cancelled by {}: {reason}", staff.user.email),
-            )?;
-            if moved.is_some() {
-                auth::audit(
+    let was_paid = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let before = Booking::find(conn, id)?;
+                let moved = transition(
                     conn,
-                    &staff,
-                    "booking.cancel",
-                    "booking",
-                    Some(id),
-                    Some(json!({ "state": before.state })),
-                    Some(json!({ "state": "cancelled", "reason": reason })),
+                    id,
+                    &[
+                        BookingState::Held,
+                        BookingState::AwaitingPayment,
+                        BookingState::Paid,
+                    ],
+                    BookingState::Cancelled,
+                    &format!("cancelled by {}: {reason}", staff.user.email),
                 )?;
-            }
-            Ok::<_, diesel::result::Error>(())
-        })?;
-        Ok(())
-    })
-    .await?;
-    Ok(Page::Redirect(Redirect::to(format!(
-        "/admin/bookings/{id}"
-    ))))
+                if moved.is_some() {
+                    auth::audit(
+                        conn,
+                        &staff,
+                        "booking.cancel",
+                        "booking",
+                        Some(id),
+                        Some(json!({ "state": before.state })),
+                        Some(json!({ "state": "cancelled", "reason": reason })),
+                    )?;
+                }
+                Ok::<_, diesel::result::Error>(moved.map(|_| before.state() == BookingState::Paid))
+            })
+            .map_err(Into::into)
+        })
+        .await?;
+    let to = Redirect::to(format!("/admin/bookings/{id}"));
+    Ok(Page::Flash(match was_paid {
+        Some(true) => Flash::success(
+            to,
+            "Booking cancelled and its seats released; the buyer is told by mail.",
+        ),
+        Some(false) => Flash::success(to, "Booking cancelled and its seats released."),
+        None => Flash::error(to, "Nothing to cancel: the booking is no longer active."),
+    }))
 }
 
 #[derive(FromForm)]
@@ -561,9 +576,19 @@ async fn refund_booking(
         Ok(())
     })
     .await?;
-    Ok(Page::Redirect(Redirect::to(format!(
-        "/admin/bookings/{id}"
-    ))))
+    let done = match amount {
+        Some(a) => format!(
+            "Refunded {} through PayPal; the buyer is told by mail.",
+            crate::money::Money::new(a, &booking.currency).display()
+        ),
+        None => {
+            "Refunded everything that was left through PayPal; the buyer is told by mail.".into()
+        }
+    };
+    Ok(Page::Flash(Flash::success(
+        Redirect::to(format!("/admin/bookings/{id}")),
+        done,
+    )))
 }
 
 #[post("/outbox/<id>/resend", data = "<form>")]

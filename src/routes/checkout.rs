@@ -45,6 +45,8 @@ pub enum Page {
     Template(Template),
     Redirect(Redirect),
     Status((Status, Template)),
+    /// A redirect carrying a one-time message for the next page ("Refunded €12.50").
+    Flash(rocket::response::Flash<Redirect>),
 }
 
 #[derive(FromForm)]

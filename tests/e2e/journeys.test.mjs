@@ -387,6 +387,7 @@ journey("4-admin", async ({ person }) => {
   await page.getByLabel("Reason (shown to the buyer)").fill("Student pass not used");
   await page.getByLabel(/I confirm this refund/).check();
   await page.getByRole("button", { name: "Refund", exact: true }).click();
+  await page.getByRole("status").getByText("Refunded €12.50 through PayPal; the buyer is told by mail.").waitFor();
   await page.getByText(/refunded €12\.50/).waitFor();
   await admin.check("refunded-in-part");
   const [notice] = await waitForMail(

@@ -483,6 +483,34 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::SeeOther);
+    let shown = app
+        .client
+        .get(format!("/admin/bookings/{booking_id}"))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("Booking cancelled and its seats released; the buyer is told by mail."),
+        "{shown}"
+    );
+    // Cancelling again changes nothing and says so.
+    app.client
+        .post(format!("/admin/bookings/{booking_id}/cancel"))
+        .header(ContentType::Form)
+        .body(format!("csrf={token}&reason=again&confirm=true"))
+        .dispatch()
+        .await;
+    let again = app
+        .client
+        .get(format!("/admin/bookings/{booking_id}"))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(again.contains("Nothing to cancel: the booking is no longer active."));
     let (action, before, after): (String, Option<serde_json::Value>, Option<serde_json::Value>) =
         audit_log::table
             .select((audit_log::action, audit_log::before, audit_log::after))
