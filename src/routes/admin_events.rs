@@ -320,14 +320,8 @@ fn types_json(types: &[TicketType], tz: chrono_tz::Tz) -> Vec<Value> {
         .collect()
 }
 
-fn edit_ctx(
-    e: &Event,
-    types: &[TicketType],
-    form: EventForm,
-    errors: Value,
-    tt_errors: Value,
-) -> Value {
-    json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt_errors": tt_errors,
+fn edit_ctx(e: &Event, types: &[TicketType], form: EventForm, errors: Value, tt: Value) -> Value {
+    json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt,
             "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")) },
             "types": types_json(types, e.tz()) })
 }
@@ -715,7 +709,7 @@ async fn create_ticket_type(
                         &types,
                         form_from(&event),
                         json!({}),
-                        json!({ "new": errors, "new_form": f }),
+                        json!({ "errors": { "new": errors }, "values": { "new": f } }),
                     ),
                 ),
             )))
@@ -764,6 +758,8 @@ async fn update_ticket_type(
         })
         .await?;
     let (event, types) = event_page_ctx(db, event_id).await?;
+    // What was typed comes back with the messages, not the stored values.
+    let submitted = json!(&f);
     let show_error = |errors: Value| {
         Page::Status((
             Status::UnprocessableEntity,
@@ -775,7 +771,7 @@ async fn update_ticket_type(
                     &types,
                     form_from(&event),
                     json!({}),
-                    json!({ id.to_string(): errors }),
+                    json!({ "errors": { id.to_string(): errors }, "values": { id.to_string(): submitted.clone() } }),
                 ),
             ),
         ))

@@ -339,18 +339,33 @@ journey("4-admin", async ({ person }) => {
   await page.waitForURL(/\/admin\/events\/\d+$/);
   const eventId = new URL(page.url()).pathname.split("/").pop();
   await admin.check("event-created");
+  const newType = () => page.locator("form", { has: page.getByRole("heading", { name: "Add a ticket type" }) });
+  // A price that is not a price: the message is next to it and the rest stays typed in.
+  admin.expectStatus(422, `/admin/events/${eventId}/ticket-types`);
+  await newType().getByLabel("Name").fill("Day pass");
+  await newType().getByLabel("Price").fill("twenty");
+  await newType().getByLabel("Capacity").fill("60");
+  await newType().getByLabel("Sales open (local time, optional)").fill(`${day}T09:00`);
+  await newType().getByRole("button", { name: "Add ticket type" }).click();
+  await newType().locator("#new-price-error").waitFor();
+  assert.match(await newType().locator("#new-price-error").textContent(), /Enter the price like 25\.00/);
+  assert.equal(await newType().getByLabel("Name").inputValue(), "Day pass");
+  assert.equal(await newType().getByLabel("Capacity").inputValue(), "60");
+  assert.equal(await newType().getByLabel("Sales open (local time, optional)").inputValue(), `${day}T09:00`);
+  await admin.check("ticket-type-error");
+  await newType().getByLabel("Sales open (local time, optional)").fill("");
   for (const [name, price, capacity] of [
     ["Day pass", "20.00", "60"],
     ["Student", "12.50", "40"],
   ]) {
-    const form = page.locator("form", { has: page.getByRole("heading", { name: "Add a ticket type" }) });
+    const form = newType();
     await form.getByLabel("Name").fill(name);
-    await form.getByLabel("Price (e.g. 25.00)").fill(price);
+    await form.getByLabel("Price").fill(price);
     await form.getByLabel("Currency").fill("EUR");
     await form.getByLabel("Capacity").fill(capacity);
     await form.getByLabel("Max per booking").fill("4");
     await form.getByRole("button", { name: "Add ticket type" }).click();
-    await page.locator("p", { hasText: new RegExp(`^${name} ·`) }).waitFor();
+    await page.locator("form h3", { hasText: name }).waitFor();
   }
   await admin.check("ticket-types");
   await page.getByRole("button", { name: "Publish" }).click();

@@ -573,10 +573,16 @@ async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_tak
         .unwrap();
     let res = post(
         format!("/admin/events/{id}/ticket-types"),
-        format!("csrf={token}&name=Seat&price=25.00&currency=EUR&capacity=2&max_per_booking=2"),
+        format!("csrf={token}&name=Seat&description=Balcony+view&price=25.00&currency=EUR&capacity=2&max_per_booking=2"),
     )
     .await;
     assert_eq!(res.status(), Status::SeeOther);
+    // The edit form shows the description, so saving the type again keeps it.
+    let (_, edit) = app.get_text(&format!("/admin/events/{id}")).await;
+    assert!(
+        edit.contains(r#"name="description" type="text" value="Balcony view""#),
+        "{edit}"
+    );
     assert_eq!(
         app.get_text("/events/spring-gala").await.0,
         404,
@@ -621,10 +627,24 @@ async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_tak
         .contains("2 seats are already taken"));
     let res = post(
         format!("/admin/ticket-types/{tt}"),
-        format!("csrf={token}&name=Seat&price=25.00&currency=EUR&capacity=1&max_per_booking=2"),
+        format!("csrf={token}&name=Seat&description=Balcony+view&price=25.00&currency=EUR&capacity=1&max_per_booking=2"),
     )
     .await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
+    // The message sits next to the capacity field, which keeps what was typed.
+    let body = res.into_string().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            r#"id="tt{tt}-capacity" name="capacity" type="text" value="1" aria-invalid="true""#
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            r#"<p class="field-error" id="tt{tt}-capacity-error">"#
+        )),
+        "{body}"
+    );
     let cap: i32 = ticketing::schema::ticket_types::table
         .find(tt)
         .select(ticketing::schema::ticket_types::capacity)
