@@ -42,11 +42,7 @@ impl Staff {
 
     /// Refuses a state-changing form whose CSRF token is missing or wrong (403).
     pub fn check_csrf(&self, token: &str) -> Result<(), crate::error::AppError> {
-        let a = self.csrf.as_bytes();
-        let b = token.as_bytes();
-        let same =
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        if same {
+        if same_secret(&self.csrf, token) {
             Ok(())
         } else {
             Err(crate::error::AppError::new(
@@ -250,6 +246,39 @@ pub async fn start_session(
         .max_age(rocket::time::Duration::hours(ABSOLUTE_TIMEOUT_HOURS));
     cookies.add_private(cookie);
     Ok(())
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+const LOGIN_CSRF_COOKIE: &str = "login_csrf";
+
+/// The login form's CSRF token: before there is a session, the token lives in a private
+/// (encrypted, signed) cookie and the form must carry the same value, so another site cannot
+/// log a browser into an account of its choosing.
+pub fn login_csrf_token(cookies: &CookieJar<'_>, secure: bool) -> String {
+    if let Some(c) = cookies.get_private(LOGIN_CSRF_COOKIE) {
+        return c.value().to_string();
+    }
+    let token = crate::tokens::url_token(24);
+    cookies.add_private(
+        Cookie::build((LOGIN_CSRF_COOKIE, token.clone()))
+            .path("/admin/login")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure),
+    );
+    token
+}
+
+/// Whether a login form's token matches the browser's login cookie.
+pub fn login_csrf_ok(cookies: &CookieJar<'_>, token: &str) -> bool {
+    cookies
+        .get_private(LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| same_secret(c.value(), token))
 }
 
 /// Ends a session at once.

@@ -81,15 +81,18 @@ pub(crate) fn page(name: &'static str, staff: &Staff, mut ctx: serde_json::Value
 // ---------------------------------------------------------------- login
 
 #[get("/login?<next>")]
-fn login_page(next: Option<&str>) -> Template {
+fn login_page(app: &State<AppInfo>, cookies: &CookieJar<'_>, next: Option<&str>) -> Template {
+    let csrf = auth::login_csrf_token(cookies, app.production);
     Template::render(
         "admin/login",
-        json!({ "title": "Staff login", "next": next.unwrap_or("/admin"), "email": "", "error": null }),
+        json!({ "title": "Staff login", "next": next.unwrap_or("/admin"), "email": "", "error": null, "csrf": csrf }),
     )
 }
 
 #[derive(FromForm)]
 pub struct LoginForm {
+    #[field(default = String::new())]
+    csrf: String,
     #[field(default = String::new())]
     email: String,
     #[field(default = String::new())]
@@ -115,15 +118,22 @@ async fn login(
     } else {
         "/admin".into()
     };
+    let csrf = auth::login_csrf_token(cookies, app.production);
     let again = |status: Status, error: &str| {
         Page::Status((
             status,
             Template::render(
                 "admin/login",
-                json!({ "title": "Staff login", "next": next, "email": form.email.chars().take(254).collect::<String>(), "error": error }),
+                json!({ "title": "Staff login", "next": next, "email": form.email.chars().take(254).collect::<String>(), "error": error, "csrf": csrf }),
             ),
         ))
     };
+    if !auth::login_csrf_ok(cookies, &form.csrf) {
+        return Ok(again(
+            Status::Forbidden,
+            "This login form has expired or did not come from this site. Please try again.",
+        ));
+    }
     if !limits.attempt(&form.email, client.0) {
         tracing::warn!(client = %client.0, "login rate limit reached");
         return Ok(again(

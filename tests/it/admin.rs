@@ -29,18 +29,38 @@ fn user(conn: &mut PgConnection, email: &str, role: &str) -> User {
     .unwrap()
 }
 
+/// Logs in through the form, with the token the login page hands out.
 async fn login(client: &Client, email: &str, password: &str) -> Status {
+    let page = client
+        .get("/admin/login")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
     client
         .post("/admin/login")
         .header(ContentType::Form)
         .body(format!(
-            "email={}&password={}",
+            "csrf={}&email={}&password={}",
+            hidden_csrf(&page),
             email.replace('@', "%40"),
             password.replace(' ', "+")
         ))
         .dispatch()
         .await
         .status()
+}
+
+/// The value of a page's hidden `csrf` field.
+fn hidden_csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a csrf field")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 async fn csrf(client: &Client) -> String {
@@ -51,13 +71,7 @@ async fn csrf(client: &Client) -> String {
         .into_string()
         .await
         .unwrap();
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
+    hidden_csrf(&page)
 }
 
 /// Books and confirms one free seat for "Ana" through the checkout pages.
@@ -245,11 +259,15 @@ async fn repeated_bad_passwords_are_rate_limited() {
             Status::UnprocessableEntity
         );
     }
+    let page = app.get_text("/admin/login").await.1;
     let res = app
         .client
         .post("/admin/login")
         .header(ContentType::Form)
-        .body("email=admin%40example.com&password=wrong")
+        .body(format!(
+            "csrf={}&email=admin%40example.com&password=wrong",
+            hidden_csrf(&page)
+        ))
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::TooManyRequests);
@@ -483,14 +501,7 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::SeeOther);
-    let shown = app
-        .client
-        .get(format!("/admin/bookings/{booking_id}"))
-        .dispatch()
-        .await
-        .into_string()
-        .await
-        .unwrap();
+    let (_, shown) = app.get_text(&format!("/admin/bookings/{booking_id}")).await;
     assert!(
         shown.contains("Booking cancelled and its seats released; the buyer is told by mail."),
         "{shown}"
@@ -502,14 +513,7 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .body(format!("csrf={token}&reason=again&confirm=true"))
         .dispatch()
         .await;
-    let again = app
-        .client
-        .get(format!("/admin/bookings/{booking_id}"))
-        .dispatch()
-        .await
-        .into_string()
-        .await
-        .unwrap();
+    let (_, again) = app.get_text(&format!("/admin/bookings/{booking_id}")).await;
     assert!(again.contains("Nothing to cancel: the booking is no longer active."));
     let (action, before, after): (String, Option<serde_json::Value>, Option<serde_json::Value>) =
         audit_log::table
@@ -861,5 +865,53 @@ async fn event_and_ticket_type_edits_are_audited_with_before_and_after() {
         app.get_text(&format!("/p/{old}")).await.0,
         404,
         "the rotated link stops working"
+    );
+}
+
+#[rocket::async_test]
+async fn login_needs_the_token_of_its_own_login_page() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    let post = |body: String| {
+        let client = &app.client;
+        async move {
+            client
+                .post("/admin/login")
+                .header(ContentType::Form)
+                .body(body)
+                .dispatch()
+                .await
+        }
+    };
+    let password = "email=admin%40example.com&password=correct+horse+battery";
+    // No token, or a token from another browser's login page: refused, no session.
+    let other = new_client(&app).await;
+    let foreign = hidden_csrf(
+        &other
+            .get("/admin/login")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap(),
+    );
+    for body in [password.to_string(), format!("csrf={foreign}&{password}")] {
+        let res = post(body).await;
+        assert_eq!(res.status(), Status::Forbidden);
+        assert!(res
+            .into_string()
+            .await
+            .unwrap()
+            .contains("This login form has expired or did not come from this site."));
+    }
+    let sessions: i64 = ticketing::schema::admin_sessions::table
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(sessions, 0);
+    // The refused form comes back with a token that works.
+    assert_eq!(
+        login(&app.client, "admin@example.com", "correct horse battery").await,
+        Status::SeeOther
     );
 }
