@@ -611,7 +611,18 @@ async fn release(
 async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Template> {
     let l = load(db, token).await?;
     let paid = l.booking.state() == BookingState::Paid;
-    Ok(Template::render("booking", context(&l, paid)))
+    let id = l.booking.id;
+    let payment = db
+        .run(move |conn| Ok(crate::paypal::flow::Payment::find_by_booking(conn, id)?))
+        .await?;
+    let mut ctx = context(&l, paid);
+    // What was refunded, so a buyer sees a partial refund next to the total.
+    ctx["refunded"] = json!(payment.filter(|p| p.refunded_minor > 0).map(|p| Money::new(
+        p.refunded_minor,
+        &p.currency
+    )
+    .display()));
+    Ok(Template::render("booking", ctx))
 }
 
 #[derive(Responder)]

@@ -410,6 +410,11 @@ journey("4-admin", async ({ person }) => {
     (m) => m.to.includes(customer.email) && m.subject === `Part of your booking ${reference} was refunded`,
   );
   assert.match(notice.text, /Refunded so far: €12\.50 of the €32\.50 you paid/);
+  // The buyer's booking page shows it too, and the tickets stay valid.
+  await buyer.page.reload();
+  assert.equal((await buyer.page.locator("[data-refunded]").textContent()).trim(), "€12.50");
+  assert.equal(await buyer.page.locator("[data-state]").getAttribute("data-state"), "paid");
+  await buyer.check("refunded-in-part");
 
   // The CSV export of the event's bookings.
   await page.goto(`${stack.baseUrl}/admin/bookings?event=${eventId}`);
