@@ -88,8 +88,9 @@ async fn sweep_holds(
 /// How often bookings stuck in `awaiting_payment` are settled from PayPal.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
-/// Settles bookings awaiting payment for over ten minutes from PayPal's state, so that a
-/// lost webhook or a crash between capture and commit loses nothing.
+/// Settles bookings awaiting payment for over ten minutes from PayPal's state, and refunds
+/// whose answer from PayPal was lost, so that a lost webhook or a crash between a PayPal call
+/// and its commit loses nothing.
 async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown: rocket::Shutdown) {
     loop {
         rocket::tokio::select! {
@@ -98,6 +99,9 @@ async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown:
         }
         if let Err(e) = paypal.reconcile(&db, 20).await {
             tracing::warn!(error = %e, "payment reconciliation failed");
+        }
+        if let Err(e) = paypal.reconcile_refunds(&db).await {
+            tracing::warn!(error = %e, "refund reconciliation failed");
         }
     }
 }

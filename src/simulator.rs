@@ -33,6 +33,9 @@ pub struct Control {
     pub capture_outcome: String,
     /// Answer this many next API calls with 500 INTERNAL_SERVER_ERROR.
     pub fail_next: u32,
+    /// Carry out this many next API calls but answer 500 (the answer is lost on the way);
+    /// a repeat with the same PayPal-Request-Id gets the real answer.
+    pub lose_next: u32,
     /// Wait this long before answering API calls (timeouts)...
     pub delay_ms: u64,
     /// ...for this many next calls only (0: every call).
@@ -51,6 +54,7 @@ impl Default for Control {
         Control {
             capture_outcome: "COMPLETED".into(),
             fail_next: 0,
+            lose_next: 0,
             delay_ms: 0,
             delay_next: 0,
             webhook_mode: "normal".into(),
@@ -348,19 +352,39 @@ impl<'r> FromRequest<'r> for Api {
 type Reply = (Status, Json<Value>);
 
 /// Runs `f` once per request id; a repeated id gets the first answer again.
+/// With `lose_next` set, the answer (first or repeated) is replaced by a 500 after the work
+/// is done.
 fn idempotent(sim: &Sim, scope: &str, api: &Api, f: impl FnOnce() -> Reply) -> Reply {
     let key = api.request_id.as_ref().map(|id| format!("{scope}:{id}"));
-    if let Some(key) = &key {
-        if let Some((status, body)) = sim.replies.lock().unwrap().get(key) {
-            return (Status::new(*status), Json(body.clone()));
+    let cached = key
+        .as_ref()
+        .and_then(|key| sim.replies.lock().unwrap().get(key).cloned());
+    let (status, body) = match cached {
+        Some((status, body)) => (Status::new(status), body),
+        None => {
+            let (status, Json(body)) = f();
+            if let Some(key) = key {
+                sim.replies
+                    .lock()
+                    .unwrap()
+                    .insert(key, (status.code, body.clone()));
+            }
+            (status, body)
         }
-    }
-    let (status, Json(body)) = f();
-    if let Some(key) = key {
-        sim.replies
-            .lock()
-            .unwrap()
-            .insert(key, (status.code, body.clone()));
+    };
+    let lose = {
+        let mut c = sim.control.lock().unwrap();
+        let lose = c.lose_next > 0;
+        c.lose_next = c.lose_next.saturating_sub(1);
+        lose
+    };
+    if lose {
+        return error(
+            500,
+            "INTERNAL_SERVER_ERROR",
+            None,
+            "An internal server error occurred.",
+        );
     }
     (status, Json(body))
 }

@@ -18,7 +18,7 @@ use rocket::tokio::sync::Mutex;
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
 
-use super::client::{NewOrder, Order, PayPalClient, PayPalError, PayPalMode, WebhookVerification};
+use super::client::{NewOrder, Order, PayPalClient, PayPalMode, WebhookVerification};
 use super::verify::{self, CertPolicy, TransmissionHeaders, TrustStore};
 use crate::bookings::lifecycle::transition;
 use crate::error::AppError;
@@ -638,6 +638,12 @@ impl PayPal {
 
     /// Refunds `amount` (all that is left when `None`) of a booking's capture. A full refund
     /// moves the booking to `refunded` and returns its seats.
+    ///
+    /// The refund is written down (`REQUESTED`, with its PayPal-Request-Id) before PayPal is
+    /// asked, and only one may be in flight per payment (a partial unique index). If PayPal's
+    /// answer is lost, the row stays `REQUESTED` and `reconcile_refunds` asks again with the
+    /// same request id, which PayPal answers with the same refund: money leaves at most once
+    /// and every refund PayPal made ends up recorded.
     pub async fn refund(
         &self,
         db: &Db,
@@ -646,77 +652,139 @@ impl PayPal {
         note: &str,
     ) -> Result<(), AppError> {
         let note = note.to_string();
-        let (payment, booking) = db
+        let refund_row: i64 = db
             .run(move |conn| {
-                let p = Payment::find_by_booking(conn, booking_id)?
-                    .ok_or_else(|| AppError::bad_request("This booking has no PayPal payment."))?;
-                let b = Booking::find(conn, booking_id)?;
-                Ok((p, b))
+                conn.transaction(|conn| {
+                    let p = payments::table
+                        .filter(payments::booking_id.eq(booking_id))
+                        .for_update()
+                        .select(Payment::as_select())
+                        .first(conn)
+                        .optional()?
+                        .ok_or_else(|| {
+                            AppError::bad_request("This booking has no PayPal payment.")
+                        })?;
+                    if refundable_capture(&p).is_none() {
+                        return Err(AppError::bad_request(
+                            "There is no completed capture to refund.",
+                        ));
+                    }
+                    let in_flight: i64 = refunds::table
+                        .filter(refunds::payment_id.eq(p.id))
+                        .filter(refunds::status.eq(REFUND_REQUESTED))
+                        .count()
+                        .get_result(conn)?;
+                    if in_flight > 0 {
+                        return Err(AppError::new(
+                            rocket::http::Status::Conflict,
+                            "An earlier refund of this booking is still being confirmed with PayPal. Try again in a few minutes.",
+                        ));
+                    }
+                    let left = p.amount_minor - p.refunded_minor;
+                    let amount = amount.unwrap_or(left);
+                    if amount <= 0 || amount > left {
+                        return Err(AppError::bad_request(format!(
+                            "A refund must be between 0.01 and {}.",
+                            Money::new(left, &p.currency).decimal_string()
+                        )));
+                    }
+                    Ok(diesel::insert_into(refunds::table)
+                        .values((
+                            refunds::payment_id.eq(p.id),
+                            refunds::request_id
+                                .eq(format!("refund-{}-{}", p.id, crate::tokens::url_token(9))),
+                            refunds::amount_minor.eq(amount),
+                            refunds::currency.eq(&p.currency),
+                            refunds::status.eq(REFUND_REQUESTED),
+                            refunds::note.eq(&note),
+                        ))
+                        .returning(refunds::id)
+                        .get_result(conn)?)
+                })
             })
             .await?;
-        let capture_id = payment
-            .capture_id
-            .clone()
-            .filter(|_| {
-                payment
-                    .capture_status
-                    .as_deref()
-                    .is_some_and(|s| s == "COMPLETED" || s == "PARTIALLY_REFUNDED")
+        self.issue_refund(db, refund_row).await
+    }
+
+    /// Sends refund row `refund_id` to PayPal, or again (same request id, so the same refund)
+    /// and records PayPal's answer once: a refusal marks the row `FAILED`; no answer leaves
+    /// it `REQUESTED` for `reconcile_refunds`.
+    async fn issue_refund(&self, db: &Db, refund_id: i64) -> Result<(), AppError> {
+        let (row, payment, booking) = db
+            .run(move |conn| {
+                let row: RefundRow = refunds::table
+                    .find(refund_id)
+                    .select(RefundRow::as_select())
+                    .first(conn)?;
+                let p: Payment = payments::table
+                    .find(row.payment_id)
+                    .select(Payment::as_select())
+                    .first(conn)?;
+                let b = Booking::find(conn, p.booking_id)?;
+                Ok((row, p, b))
             })
-            .ok_or_else(|| AppError::bad_request("There is no completed capture to refund."))?;
-        let left = payment.amount_minor - payment.refunded_minor;
-        let amount = amount.unwrap_or(left);
-        if amount <= 0 || amount > left {
-            return Err(AppError::bad_request(format!(
-                "A refund must be between 0.01 and {}.",
-                Money::new(left, &payment.currency).decimal_string()
-            )));
+            .await?;
+        if row.status != REFUND_REQUESTED {
+            return Ok(());
         }
-        let (pid, cur) = (payment.id, payment.currency.clone());
-        let note2 = note.clone();
-        let (refund_row, request_id): (i64, String) = db
-            .run(move |conn| {
-                Ok(diesel::insert_into(refunds::table)
-                    .values((
-                        refunds::payment_id.eq(pid),
-                        refunds::request_id
-                            .eq(format!("refund-{pid}-{}", crate::tokens::url_token(9))),
-                        refunds::amount_minor.eq(amount),
-                        refunds::currency.eq(&cur),
-                        refunds::status.eq("REQUESTED"),
-                        refunds::note.eq(&note2),
-                    ))
-                    .returning((refunds::id, refunds::request_id))
-                    .get_result(conn)?)
-            })
-            .await?;
-        let full = amount == left;
-        let money = Money::new(amount, &payment.currency);
+        let capture_id = refundable_capture(&payment)
+            .ok_or_else(|| AppError::bad_request("There is no completed capture to refund."))?
+            .to_string();
+        // Refunds of one payment go one at a time, so what was refunded before is settled.
+        let full = row.amount_minor == payment.amount_minor - payment.refunded_minor;
+        let money = Money::new(row.amount_minor, &payment.currency);
         let result = self
             .client()
             .refund_capture(
                 &capture_id,
                 (!full || payment.refunded_minor > 0).then_some(&money),
                 &booking.reference,
-                &note,
-                &request_id,
+                &row.note,
+                &row.request_id,
             )
             .await;
-        let refund = result.map_err(|e: PayPalError| {
-            AppError::new(
-                rocket::http::Status::BadGateway,
-                "PayPal refused or could not process the refund.",
-            )
-            .with_source(e)
-        })?;
+        let refund = match result {
+            Ok(refund) => refund,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(refund = refund_id, error = %e, "no answer from PayPal to a refund; it will be asked again");
+                return Err(AppError::new(
+                    rocket::http::Status::BadGateway,
+                    "PayPal did not answer. The refund is recorded and will be confirmed with PayPal automatically within a few minutes; do not refund again.",
+                )
+                .with_source(e));
+            }
+            Err(e) => {
+                db.run(move |conn| {
+                    diesel::update(refunds::table.find(refund_id))
+                        .filter(refunds::status.eq(REFUND_REQUESTED))
+                        .set(refunds::status.eq(REFUND_FAILED))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await?;
+                return Err(AppError::new(
+                    rocket::http::Status::BadGateway,
+                    "PayPal refused the refund.",
+                )
+                .with_source(e));
+            }
+        };
+        let booking_id = booking.id;
+        let pid = payment.id;
+        let amount = row.amount_minor;
         db.run(move |conn| {
             conn.transaction(|conn| {
-                diesel::update(refunds::table.find(refund_row))
+                // Recorded once, however many times PayPal was asked.
+                let claimed = diesel::update(refunds::table.find(refund_id))
+                    .filter(refunds::status.eq(REFUND_REQUESTED))
                     .set((
                         refunds::paypal_refund_id.eq(&refund.id),
                         refunds::status.eq(&refund.status),
                     ))
                     .execute(conn)?;
+                if claimed == 0 {
+                    return Ok(());
+                }
                 diesel::update(payments::table.find(pid))
                     .set((
                         payments::refunded_minor.eq(payments::refunded_minor + amount),
@@ -744,7 +812,7 @@ impl PayPal {
                             )),
                         ))
                         .execute(conn)?;
-                    crate::mail::partial_refund(conn, booking_id, refund_row)?;
+                    crate::mail::partial_refund(conn, booking_id, refund_id)?;
                 }
                 Ok::<_, diesel::result::Error>(())
             })
@@ -752,6 +820,52 @@ impl PayPal {
         })
         .await
     }
+
+    /// Asks PayPal again about refunds left `REQUESTED` for over two minutes (longer than an
+    /// admin's own call with its retries can take), and records the answers.
+    pub async fn reconcile_refunds(&self, db: &Db) -> Result<usize, AppError> {
+        let ids: Vec<i64> = db
+            .run(|conn| {
+                Ok(refunds::table
+                    .filter(refunds::status.eq(REFUND_REQUESTED))
+                    .filter(refunds::created_at.lt(Utc::now() - Duration::minutes(2)))
+                    .order(refunds::id)
+                    .limit(20)
+                    .select(refunds::id)
+                    .load(conn)?)
+            })
+            .await?;
+        for id in &ids {
+            match self.issue_refund(db, *id).await {
+                Ok(()) => tracing::info!(refund = id, "refund reconciled"),
+                Err(e) => tracing::warn!(refund = id, error = %e, "refund reconciliation failed"),
+            }
+        }
+        Ok(ids.len())
+    }
+}
+
+/// A refund row's status before PayPal's answer is recorded, and after a refusal.
+pub const REFUND_REQUESTED: &str = "REQUESTED";
+pub const REFUND_FAILED: &str = "FAILED";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
+struct RefundRow {
+    payment_id: i64,
+    request_id: String,
+    amount_minor: i64,
+    status: String,
+    note: String,
+}
+
+/// The capture id of a payment whose capture can still be refunded.
+fn refundable_capture(p: &Payment) -> Option<&str> {
+    p.capture_id.as_deref().filter(|_| {
+        p.capture_status
+            .as_deref()
+            .is_some_and(|s| s == "COMPLETED" || s == "PARTIALLY_REFUNDED")
+    })
 }
 
 #[derive(QueryableByName)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 use ticketing::models::Event;
-use ticketing::schema::{bookings, payments, webhook_events};
+use ticketing::schema::{bookings, payments, refunds, webhook_events};
 use ticketing::simulator::Sim;
 
 use crate::helpers::{
@@ -641,6 +641,80 @@ async fn full_and_partial_refunds_and_a_reversal() {
         .unwrap();
     w.wait_state(&token2, "reversed").await;
     assert_eq!(w.seats_taken(), 0);
+    w.check_invariant();
+}
+
+#[rocket::async_test]
+async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
+    let w = world(10).await;
+    let token = w.hold(2).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    w.follow(&back).await;
+    w.wait_state(&token, "paid").await;
+    let booking_id: i64 = bookings::table
+        .filter(bookings::access_token.eq(&token))
+        .select(bookings::id)
+        .first(&mut w.app.conn())
+        .unwrap();
+    let (paypal, db) = (w.paypal(), w.db());
+    // PayPal refunds, but its answer to the call and to both retries is lost.
+    w.control(json!({ "lose_next": 3 })).await;
+    let err = paypal
+        .refund(&db, booking_id, Some(1000), "partial")
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("PayPal did not answer"),
+        "{}",
+        err.message
+    );
+    let capture = |o: Value| o["purchase_units"][0]["payments"]["captures"][0].clone();
+    assert_eq!(
+        capture(w.order(&order).await)["status"],
+        "PARTIALLY_REFUNDED"
+    );
+    let (status, refunded): (String, i64) = refunds::table
+        .inner_join(payments::table)
+        .select((refunds::status, payments::refunded_minor))
+        .first(&mut w.app.conn())
+        .unwrap();
+    assert_eq!((status.as_str(), refunded), ("REQUESTED", 0));
+    // While it is unanswered, no second refund can start.
+    let again = paypal
+        .refund(&db, booking_id, Some(500), "again")
+        .await
+        .unwrap_err();
+    assert_eq!(again.status.code, 409, "{}", again.message);
+    // Too young for reconciliation (the admin's own call may still be running)...
+    assert_eq!(paypal.reconcile_refunds(&db).await.unwrap(), 0);
+    // ...two minutes later it asks again with the same request id and records the answer.
+    diesel::update(refunds::table)
+        .set(refunds::created_at.eq(chrono::Utc::now() - chrono::Duration::minutes(3)))
+        .execute(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(paypal.reconcile_refunds(&db).await.unwrap(), 1);
+    assert_eq!(paypal.reconcile_refunds(&db).await.unwrap(), 0);
+    let (status, refunded): (String, i64) = refunds::table
+        .inner_join(payments::table)
+        .select((refunds::status, payments::refunded_minor))
+        .first(&mut w.app.conn())
+        .unwrap();
+    assert_eq!((status.as_str(), refunded), ("COMPLETED", 1000));
+    let mails: i64 = ticketing::schema::outbox::table
+        .filter(ticketing::schema::outbox::kind.eq("partial_refund"))
+        .count()
+        .get_result(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(mails, 1);
+    assert_eq!(w.state(&token), "paid");
+    // PayPal refunded once: the rest is exactly what is left.
+    paypal
+        .refund(&db, booking_id, None, "the rest")
+        .await
+        .unwrap();
+    assert_eq!(w.state(&token), "refunded");
+    assert_eq!(capture(w.order(&order).await)["status"], "REFUNDED");
     w.check_invariant();
 }
 
