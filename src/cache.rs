@@ -57,8 +57,7 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
     }
 }
 
-/// Public event pages by slug: the serialised `EventView` (times and prices already
-/// formatted).
-pub type EventCache = TtlCache<String, serde_json::Value>;
+/// Public event pages by slug, rendered (with a slot for each visitor's form token).
+pub type EventCache = TtlCache<String, String>;
 /// Listing pages by page number: the cards and the total number of upcoming events.
 pub type ListingCache = TtlCache<i64, (Vec<EventCard>, i64)>;

@@ -2,15 +2,16 @@
 //! robots.txt. Drafts and private events never appear here.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use rocket::http::ContentType;
+use rocket::response::content::RawHtml;
 use rocket::response::stream::{Event as SseEvent, EventStream};
 use rocket::tokio::sync::watch;
 use rocket::{get, routes, Route, Shutdown, State};
-use rocket_dyn_templates::Template;
+use rocket_dyn_templates::{Metadata, Template};
 use serde::Serialize;
 use serde_json::json;
 
@@ -85,25 +86,49 @@ async fn listing(
 }
 
 #[get("/events/<slug>")]
-async fn event_page(db: &State<Db>, cache: &State<EventCache>, slug: &str) -> AppResult<Template> {
+async fn event_page(
+    db: &State<Db>,
+    cache: &State<EventCache>,
+    templates: Metadata<'_>,
+    slug: &str,
+) -> AppResult<RawHtml<String>> {
     let key = slug.to_string();
-    let data = match cache.get(&key) {
-        Some(data) => data,
+    let page = match cache.get(&key) {
+        Some(page) => page,
         None => {
             let lookup = key.clone();
-            let data = Arc::new(
-                db.run(move |conn| {
+            let view = db
+                .run(move |conn| {
                     let (event, types) = Event::find_public_with_types(conn, &lookup)?;
                     serde_json::to_value(EventView::new(&event, &types, Utc::now()))
                         .map_err(AppError::internal)
                 })
-                .await?,
-            );
-            cache.put(key, data.clone());
-            data
+                .await?;
+            // Rendered once for everybody, with a slot for each visitor's form token.
+            let form = TicketForm {
+                form_token: form_token_slot().to_string(),
+                ..TicketForm::default()
+            };
+            let (_, html) = templates
+                .render("event", event_context(&view, None, form))
+                .ok_or_else(|| AppError::internal("the event template did not render"))?;
+            let page = Arc::new(html);
+            cache.put(key, page.clone());
+            page
         }
     };
-    Ok(render_event_value(&data, None, TicketForm::fresh()))
+    Ok(RawHtml(page.replacen(
+        form_token_slot(),
+        &crate::tokens::url_token(18),
+        1,
+    )))
+}
+
+/// A marker, random per process, that stands for the visitor's form token in a cached event
+/// page: nobody can type it into an event's text, so only the form's field is replaced.
+fn form_token_slot() -> &'static str {
+    static SLOT: OnceLock<String> = OnceLock::new();
+    SLOT.get_or_init(|| format!("form-token-slot-{}", crate::tokens::url_token(18)))
 }
 
 /// Live seats left for an open event page (Server-Sent Events).
@@ -170,30 +195,27 @@ impl TicketForm {
 /// Renders the event page for a public event or, with `private_token`, a private one.
 pub fn render_event(view: EventView, private_token: Option<&str>, form: TicketForm) -> Template {
     let value = serde_json::to_value(view).unwrap_or_default();
-    render_event_value(&value, private_token, form)
+    Template::render("event", event_context(&value, private_token, form))
 }
 
-/// [`render_event`] from an already serialised [`EventView`] (the cached form).
-pub fn render_event_value(
+/// What the event template needs.
+fn event_context(
     view: &serde_json::Value,
     private_token: Option<&str>,
     form: TicketForm,
-) -> Template {
+) -> serde_json::Value {
     let base = match private_token {
         Some(token) => format!("/p/{token}"),
         None => format!("/events/{}", view["slug"].as_str().unwrap_or_default()),
     };
-    Template::render(
-        "event",
-        json!({
-            "title": view["title"],
-            "event": view,
-            "private": private_token.is_some(),
-            "private_token": private_token,
-            "event_base": base,
-            "form": form,
-        }),
-    )
+    json!({
+        "title": view["title"],
+        "event": view,
+        "private": private_token.is_some(),
+        "private_token": private_token,
+        "event_base": base,
+        "form": form,
+    })
 }
 
 #[get("/sitemap.xml")]

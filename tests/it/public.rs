@@ -108,6 +108,20 @@ async fn event_page_shows_local_time_prices_and_states() {
     assert!(body.contains("data-seats-left=\"") && body.contains(">40</span> left"));
     assert!(body.contains("Sold out"));
     assert!(body.contains("On sale from"));
+
+    // The page is rendered once and cached, but every visitor gets a form token of their own.
+    let token = |page: &str| {
+        page.split(r#"name="form_token" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let (_, again) = app.get_text("/events/jazz").await;
+    let (first, second) = (token(&body), token(&again));
+    assert_eq!(first.len(), 24, "{first}");
+    assert_ne!(first, second);
+    assert!(!body.contains("form-token-slot") && !again.contains("form-token-slot"));
 }
 
 #[rocket::async_test]
