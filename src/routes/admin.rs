@@ -684,7 +684,11 @@ async fn checkin(db: &State<Db>, staff: Staff, form: Form<CheckinForm>) -> AppRe
                     None => json!({ "kind": "unknown", "message": "No ticket has this code." }),
                     Some((_, b)) if b.event_id != event_id => json!({ "kind": "wrong_event", "message": "This ticket is for another event." }),
                     Some((_, b)) if b.state() != BookingState::Paid => json!({ "kind": "invalid", "message": format!("This ticket is not valid (booking {}).", b.state().label()) }),
-                    Some((a, _)) if a.checked_in_at.is_some() => json!({ "kind": "already", "message": format!("Already checked in: {}.", a.name) }),
+                    Some((a, b)) if a.checked_in_at.is_some() => {
+                        let tz = Event::find(conn, b.event_id)?.tz();
+                        let at = timefmt::local_datetime(a.checked_in_at.unwrap_or_default(), tz);
+                        json!({ "kind": "already", "message": format!("Already checked in: {} (at {at}).", a.name) })
+                    }
                     Some((a, _)) => {
                         diesel::update(attendees::table.find(a.id)).set(attendees::checked_in_at.eq(diesel::dsl::now)).execute(conn)?;
                         auth::audit(conn, &s2, "attendee.checkin", "attendee", Some(a.id), Some(json!({ "checked_in": false })), Some(json!({ "checked_in": true })))?;

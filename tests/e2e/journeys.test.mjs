@@ -266,7 +266,7 @@ journey("2-cancel-and-expiry", async ({ person }) => {
   const token = new URL(page.url()).pathname.split("/").pop();
   stack.sql(`UPDATE bookings SET hold_expires_at = now() + interval '2 seconds' WHERE access_token = '${token}'`);
   await page.reload();
-  await page.locator("[data-expires-at]", { hasText: "expired" }).waitFor({ timeout: 15000 });
+  await page.locator(".hold-expired", { hasText: "Your hold has expired" }).waitFor({ timeout: 15000 });
   await w.check("countdown-expired");
   await page.getByLabel("Full name", { exact: true }).fill(buyer.name);
   await page.getByLabel("Email (your tickets go here)").fill(buyer.email);
