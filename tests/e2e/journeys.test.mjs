@@ -4,6 +4,7 @@
 // through scripts/test-e2e, against the real app, the PayPal simulator and an SMTP server on
 // 127.0.0.1. Screenshots of every step (desktop and 375 px) go to target/e2e/; a failure
 // leaves its screenshot and the page's console log there too.
+import { fileURLToPath } from "node:url";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
@@ -14,7 +15,7 @@ import { startStack } from "./lib/stack.mjs";
 import { DESKTOP, Watch } from "./lib/checks.mjs";
 import { waitForMail, linkIn } from "./lib/mail.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
+const root = fileURLToPath(new URL("../..", import.meta.url));
 const outDir = resolve(process.env.E2E_OUT || join(root, "target/e2e"));
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
 

@@ -1,9 +1,9 @@
 // Reads the mail the SMTP server (aiosmtpd) stored, decoded by tests/smtp/dump.py, and waits
 // for the messages a journey expects.
+import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
 
-const dump = resolve(import.meta.dirname, "../../smtp/dump.py");
+const dump = fileURLToPath(new URL("../../smtp/dump.py", import.meta.url));
 
 /** Every message received so far: [{to, subject, text, html, attachments, message_id}]. */
 export function allMail(maildir, python = process.env.SMTP_PYTHON || "python3") {

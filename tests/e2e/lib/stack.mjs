@@ -2,13 +2,14 @@
 // test PostgreSQL server (migrated and seeded with the demo data by the app's own `seed`
 // command), an SMTP server (aiosmtpd) that stores mail in a maildir, the PayPal simulator,
 // and the app itself. Everything is stopped and the database dropped by `stop()`.
+import { fileURLToPath } from "node:url";
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdirSync, openSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-const root = resolve(import.meta.dirname, "../../..");
+const root = fileURLToPath(new URL("../../..", import.meta.url));
 
 /** A TCP port nobody listens on right now. */
 export function freePort() {
