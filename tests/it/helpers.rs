@@ -406,6 +406,51 @@ pub fn install_crypto() {
 }
 
 /// A client that does not follow redirects (tests look at each step) and keeps cookies.
+/// A buyer over real HTTP: holds one seat of `type_id` per attendee (name, email; an empty
+/// email means the buyer's) and fills in the details as Ana Lima. Returns the booking's
+/// access token; the booking is left `held`, ready to confirm.
+pub async fn hold_with_details(
+    client: &reqwest::Client,
+    server: &TestServer,
+    event_id: i64,
+    type_id: i64,
+    attendees: &[(String, String)],
+) -> String {
+    let res = client
+        .post(server.url("/checkout/hold"))
+        .form(&[
+            ("event_id", event_id.to_string()),
+            (&format!("qty[{type_id}]"), attendees.len().to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "hold refused");
+    let token = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut form = vec![
+        ("buyer_name".to_string(), "Ana Lima".to_string()),
+        ("buyer_email".to_string(), "ana@example.com".to_string()),
+    ];
+    for (i, (name, email)) in attendees.iter().enumerate() {
+        form.push((format!("attendees[{i}].name"), name.clone()));
+        form.push((format!("attendees[{i}].email"), email.clone()));
+    }
+    let res = client
+        .post(server.url(&format!("/checkout/{token}")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "details refused");
+    token
+}
+
 pub fn http_client() -> reqwest::Client {
     install_crypto();
     reqwest::Client::builder()

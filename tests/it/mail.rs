@@ -10,7 +10,9 @@ use diesel::prelude::*;
 use serde_json::Value;
 use ticketing::schema::{bookings, events, outbox, waivers};
 
-use crate::helpers::{add_ticket_type, free_port, http_client, EventSpec, TestServer};
+use crate::helpers::{
+    add_ticket_type, free_port, hold_with_details, http_client, EventSpec, TestServer,
+};
 
 const WAIVER: &str = "I take part at my own risk.\n\nI will follow the marshals' instructions.";
 
@@ -115,38 +117,11 @@ async fn book_free(
     names: &[(&str, &str)],
 ) -> String {
     let client = http_client();
-    let res = client
-        .post(app.url("/checkout/hold"))
-        .form(&[
-            ("event_id", event_id.to_string()),
-            (&format!("qty[{type_id}]"), names.len().to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let token = res.headers()["location"]
-        .to_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut form = vec![
-        ("buyer_name".to_string(), "Ana Lima".to_string()),
-        ("buyer_email".to_string(), "ana@example.com".to_string()),
-    ];
-    for (i, (name, email)) in names.iter().enumerate() {
-        form.push((format!("attendees[{i}].name"), name.to_string()));
-        form.push((format!("attendees[{i}].email"), email.to_string()));
-    }
-    let res = client
-        .post(app.url(&format!("/checkout/{token}")))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    let attendees: Vec<(String, String)> = names
+        .iter()
+        .map(|(n, e)| (n.to_string(), e.to_string()))
+        .collect();
+    let token = hold_with_details(&client, app, event_id, type_id, &attendees).await;
     let res = client
         .post(app.url(&format!("/checkout/{token}/confirm")))
         .send()

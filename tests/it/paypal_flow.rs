@@ -14,7 +14,8 @@ use ticketing::schema::{bookings, payments, refunds, webhook_events};
 use ticketing::simulator::Sim;
 
 use crate::helpers::{
-    add_ticket_type, free_port, http_client, invariant_violations, EventSpec, TestServer,
+    add_ticket_type, free_port, hold_with_details, http_client, invariant_violations, EventSpec,
+    TestServer,
 };
 
 /// The app and the simulator, wired to each other.
@@ -104,34 +105,17 @@ impl World {
 
     /// Holds `qty` seats and fills in the details; returns the booking's access token.
     async fn hold(&self, qty: i32) -> String {
-        let res = self
-            .client
-            .post(self.app.url("/checkout/hold"))
-            .form(&[
-                ("event_id", self.event.id.to_string()),
-                (&format!("qty[{}]", self.type_id), qty.to_string()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 303, "hold refused");
-        let token = location(&res).rsplit('/').next().unwrap().to_string();
-        let mut form = vec![
-            ("buyer_name".to_string(), "Ana Lima".to_string()),
-            ("buyer_email".to_string(), "ana@example.com".to_string()),
-        ];
-        for i in 0..qty {
-            form.push((format!("attendees[{i}].name"), format!("Guest {i}")));
-        }
-        let res = self
-            .client
-            .post(self.app.url(&format!("/checkout/{token}")))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 303);
-        token
+        let guests: Vec<(String, String)> = (0..qty)
+            .map(|i| (format!("Guest {i}"), String::new()))
+            .collect();
+        hold_with_details(
+            &self.client,
+            &self.app,
+            self.event.id,
+            self.type_id,
+            &guests,
+        )
+        .await
     }
 
     /// Clicks Pay: returns the simulator's approval URL and the order id.
