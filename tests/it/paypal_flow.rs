@@ -118,6 +118,21 @@ impl World {
         .await
     }
 
+    /// A booking of `qty` seats paid through the simulator: its token, order and id.
+    async fn paid_booking(&self, qty: i32) -> (String, String, i64) {
+        let token = self.hold(qty).await;
+        let (_, order) = self.pay(&token).await;
+        let back = self.approval(&order, "approve").await;
+        self.follow(&back).await;
+        self.wait_state(&token, "paid").await;
+        let booking_id: i64 = bookings::table
+            .filter(bookings::access_token.eq(&token))
+            .select(bookings::id)
+            .first(&mut self.app.conn())
+            .unwrap();
+        (token, order, booking_id)
+    }
+
     /// Clicks Pay: returns the simulator's approval URL and the order id.
     async fn pay(&self, token: &str) -> (String, String) {
         let res = self
@@ -571,16 +586,7 @@ async fn reconciliation_settles_a_capture_the_app_never_recorded() {
 #[rocket::async_test]
 async fn full_and_partial_refunds_and_a_reversal() {
     let w = world(10).await;
-    let token = w.hold(2).await;
-    let (_, order) = w.pay(&token).await;
-    let back = w.approval(&order, "approve").await;
-    w.follow(&back).await;
-    w.wait_state(&token, "paid").await;
-    let booking_id: i64 = bookings::table
-        .filter(bookings::access_token.eq(&token))
-        .select(bookings::id)
-        .first(&mut w.app.conn())
-        .unwrap();
+    let (token, _, booking_id) = w.paid_booking(2).await;
     let (paypal, db) = (w.paypal(), w.db());
     paypal
         .refund(&db, booking_id, Some(1000), "partial")
@@ -631,16 +637,7 @@ async fn full_and_partial_refunds_and_a_reversal() {
 #[rocket::async_test]
 async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
     let w = world(10).await;
-    let token = w.hold(2).await;
-    let (_, order) = w.pay(&token).await;
-    let back = w.approval(&order, "approve").await;
-    w.follow(&back).await;
-    w.wait_state(&token, "paid").await;
-    let booking_id: i64 = bookings::table
-        .filter(bookings::access_token.eq(&token))
-        .select(bookings::id)
-        .first(&mut w.app.conn())
-        .unwrap();
+    let (token, order, booking_id) = w.paid_booking(2).await;
     let (paypal, db) = (w.paypal(), w.db());
     // PayPal refunds, but its answer to the call and to both retries is lost.
     w.control(json!({ "lose_next": 3 })).await;
