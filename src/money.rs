@@ -50,11 +50,16 @@ impl Money {
         )
     }
 
-    /// A human display: `€12.50`, `$5.00`, `¥1200`, `12.500 KWD`; `Free` for zero.
+    /// A price as shown to buyers: `€12.50`, `$5.00`, `¥1200`, `12.500 KWD`; `Free` for zero.
     pub fn display(&self) -> String {
         if self.minor == 0 {
             return "Free".into();
         }
+        self.amount()
+    }
+
+    /// An amount with its currency, zero included (`€0.00`): sums such as revenue.
+    pub fn amount(&self) -> String {
         let amount = self.decimal_string();
         match self.currency.as_str() {
             "EUR" => format!("€{amount}"),
@@ -69,6 +74,13 @@ impl Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_is_free_as_a_price_but_an_amount_as_a_sum() {
+        assert_eq!(Money::new(0, "EUR").display(), "Free");
+        assert_eq!(Money::new(0, "EUR").amount(), "€0.00");
+        assert_eq!(Money::new(0, "JPY").amount(), "¥0");
+    }
 
     #[test]
     fn formats_minor_units_per_currency() {

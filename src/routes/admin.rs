@@ -218,7 +218,9 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
                 "SELECT e.id, e.title, e.starts_at, e.timezone, e.capacity,
                         COALESCE(sum(b.seats) FILTER (WHERE b.state = 'paid'), 0)::bigint AS sold,
                         COALESCE(sum(b.total_minor) FILTER (WHERE b.state = 'paid'), 0)::bigint AS revenue_minor,
-                        COALESCE(max(b.currency), 'EUR') AS currency
+                        COALESCE(max(b.currency),
+                                 (SELECT min(t.currency) FROM ticket_types t WHERE t.event_id = e.id),
+                                 'EUR') AS currency
                    FROM events e LEFT JOIN bookings b ON b.event_id = e.id
                   WHERE e.ends_at > now()
                   GROUP BY e.id ORDER BY e.starts_at LIMIT 50",
@@ -253,7 +255,7 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
             json!({
                 "id": r.id, "title": r.title, "when": timefmt::local_datetime(r.starts_at, tz),
                 "capacity": r.capacity, "sold": r.sold,
-                "revenue": crate::money::Money::new(r.revenue_minor, &r.currency).display(),
+                "revenue": crate::money::Money::new(r.revenue_minor, &r.currency).amount(),
             })
         })
         .collect();
