@@ -161,6 +161,7 @@ diesel::table! {
         status -> Text,
         note -> Text,
         created_at -> Timestamptz,
+        attempted_at -> Timestamptz,
     }
 }
 

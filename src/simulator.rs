@@ -356,20 +356,18 @@ type Reply = (Status, Json<Value>);
 /// is done.
 fn idempotent(sim: &Sim, scope: &str, api: &Api, f: impl FnOnce() -> Reply) -> Reply {
     let key = api.request_id.as_ref().map(|id| format!("{scope}:{id}"));
-    let cached = key
-        .as_ref()
-        .and_then(|key| sim.replies.lock().unwrap().get(key).cloned());
-    let (status, body) = match cached {
-        Some((status, body)) => (Status::new(status), body),
-        None => {
-            let (status, Json(body)) = f();
-            if let Some(key) = key {
-                sim.replies
-                    .lock()
-                    .unwrap()
-                    .insert(key, (status.code, body.clone()));
+    let (status, body) = {
+        // Held while the work is done, so two requests with one id never both do it.
+        let mut replies = sim.replies.lock().unwrap();
+        match key.as_ref().and_then(|key| replies.get(key).cloned()) {
+            Some((status, body)) => (Status::new(status), body),
+            None => {
+                let (status, Json(body)) = f();
+                if let Some(key) = key {
+                    replies.insert(key, (status.code, body.clone()));
+                }
+                (status, body)
             }
-            (status, body)
         }
     };
     let lose = {

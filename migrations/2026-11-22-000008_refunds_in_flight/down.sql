@@ -1,1 +1,2 @@
 DROP INDEX refunds_one_in_flight;
+ALTER TABLE refunds DROP COLUMN attempted_at;

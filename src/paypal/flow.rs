@@ -637,20 +637,26 @@ impl PayPal {
     }
 
     /// Refunds `amount` (all that is left when `None`) of a booking's capture. A full refund
-    /// moves the booking to `refunded` and returns its seats.
+    /// moves the booking to `refunded` and returns its seats. `record` runs in the transaction
+    /// that writes the refund down (the admin's audit entry), with the refund row's id.
     ///
-    /// The refund is written down (`REQUESTED`, with its PayPal-Request-Id) before PayPal is
-    /// asked, and only one may be in flight per payment (a partial unique index). If PayPal's
-    /// answer is lost, the row stays `REQUESTED` and `reconcile_refunds` asks again with the
-    /// same request id, which PayPal answers with the same refund: money leaves at most once
-    /// and every refund PayPal made ends up recorded.
-    pub async fn refund(
+    /// The refund is written down (`REQUESTED`, with its PayPal-Request-Id, claimed for this
+    /// call) before PayPal is asked, and only one may be in flight per payment (a partial
+    /// unique index). If PayPal's answer is lost, the row stays `REQUESTED` and
+    /// `reconcile_refunds` asks again once the claim has lapsed, with the same request id,
+    /// which PayPal answers with the same refund: money leaves at most once and every refund
+    /// PayPal made ends up recorded.
+    pub async fn refund<F>(
         &self,
         db: &Db,
         booking_id: i64,
         amount: Option<i64>,
         note: &str,
-    ) -> Result<(), AppError> {
+        record: F,
+    ) -> Result<(), AppError>
+    where
+        F: FnOnce(&mut PgConnection, i64) -> QueryResult<()> + Send + 'static,
+    {
         let note = note.to_string();
         let refund_row: i64 = db
             .run(move |conn| {
@@ -688,7 +694,7 @@ impl PayPal {
                             Money::new(left, &p.currency).decimal_string()
                         )));
                     }
-                    Ok(diesel::insert_into(refunds::table)
+                    let id = diesel::insert_into(refunds::table)
                         .values((
                             refunds::payment_id.eq(p.id),
                             refunds::request_id
@@ -697,19 +703,23 @@ impl PayPal {
                             refunds::currency.eq(&p.currency),
                             refunds::status.eq(REFUND_REQUESTED),
                             refunds::note.eq(&note),
+                            refunds::attempted_at.eq(Utc::now()),
                         ))
                         .returning(refunds::id)
-                        .get_result(conn)?)
+                        .get_result(conn)?;
+                    record(conn, id)?;
+                    Ok(id)
                 })
             })
             .await?;
-        self.issue_refund(db, refund_row).await
+        self.issue_refund(db, refund_row, false).await
     }
 
-    /// Sends refund row `refund_id` to PayPal, or again (same request id, so the same refund)
-    /// and records PayPal's answer once: a refusal marks the row `FAILED`; no answer leaves
-    /// it `REQUESTED` for `reconcile_refunds`.
-    async fn issue_refund(&self, db: &Db, refund_id: i64) -> Result<(), AppError> {
+    /// Sends refund row `refund_id` to PayPal — or again (`reask`: same request id, so the
+    /// same refund) — and records PayPal's answer once. A refusal of the first ask marks the
+    /// row `FAILED`; a refusal of a re-ask is unclear (did the first one go through?) and
+    /// marks it `REVIEW`; no answer leaves it `REQUESTED`.
+    async fn issue_refund(&self, db: &Db, refund_id: i64, reask: bool) -> Result<(), AppError> {
         let (row, payment, booking) = db
             .run(move |conn| {
                 let row: RefundRow = refunds::table
@@ -727,9 +737,27 @@ impl PayPal {
         if row.status != REFUND_REQUESTED {
             return Ok(());
         }
-        let capture_id = refundable_capture(&payment)
-            .ok_or_else(|| AppError::bad_request("There is no completed capture to refund."))?
-            .to_string();
+        let mark = |status: &'static str| {
+            db.run(move |conn| {
+                diesel::update(refunds::table.find(refund_id))
+                    .filter(refunds::status.eq(REFUND_REQUESTED))
+                    .set(refunds::status.eq(status))
+                    .execute(conn)?;
+                Ok(())
+            })
+        };
+        // A re-ask needs only the capture: after a full refund PayPal calls it REFUNDED.
+        let capture_id = if reask {
+            payment.capture_id.clone()
+        } else {
+            refundable_capture(&payment).map(str::to_string)
+        };
+        let Some(capture_id) = capture_id else {
+            mark(if reask { REFUND_REVIEW } else { REFUND_FAILED }).await?;
+            return Err(AppError::bad_request(
+                "There is no completed capture to refund.",
+            ));
+        };
         // Refunds of one payment go one at a time, so what was refunded before is settled.
         let full = row.amount_minor == payment.amount_minor - payment.refunded_minor;
         let money = Money::new(row.amount_minor, &payment.currency);
@@ -749,19 +777,16 @@ impl PayPal {
                 tracing::warn!(refund = refund_id, error = %e, "no answer from PayPal to a refund; it will be asked again");
                 return Err(AppError::new(
                     rocket::http::Status::BadGateway,
-                    "PayPal did not answer. The refund is recorded and will be confirmed with PayPal automatically within a few minutes; do not refund again.",
+                    "PayPal did not answer. The refund is recorded and will be confirmed with PayPal automatically; do not refund again.",
                 )
                 .with_source(e));
             }
             Err(e) => {
-                db.run(move |conn| {
-                    diesel::update(refunds::table.find(refund_id))
-                        .filter(refunds::status.eq(REFUND_REQUESTED))
-                        .set(refunds::status.eq(REFUND_FAILED))
-                        .execute(conn)?;
-                    Ok(())
-                })
-                .await?;
+                if reask {
+                    tracing::error!(refund = refund_id, request_id = %row.request_id, error = %e,
+                        "PayPal refused a repeated refund request: check this refund in PayPal's dashboard");
+                }
+                mark(if reask { REFUND_REVIEW } else { REFUND_FAILED }).await?;
                 return Err(AppError::new(
                     rocket::http::Status::BadGateway,
                     "PayPal refused the refund.",
@@ -769,9 +794,10 @@ impl PayPal {
                 .with_source(e));
             }
         };
-        let booking_id = booking.id;
-        let pid = payment.id;
-        let amount = row.amount_minor;
+        // Only a completed or pending refund moves money; FAILED or CANCELLED is recorded as such.
+        let counts = matches!(refund.status.as_str(), "COMPLETED" | "PENDING");
+        let (booking_id, pid, amount) = (booking.id, payment.id, row.amount_minor);
+        let paypal_status = refund.status.clone();
         db.run(move |conn| {
             conn.transaction(|conn| {
                 // Recorded once, however many times PayPal was asked.
@@ -782,7 +808,7 @@ impl PayPal {
                         refunds::status.eq(&refund.status),
                     ))
                     .execute(conn)?;
-                if claimed == 0 {
+                if claimed == 0 || !counts {
                     return Ok(());
                 }
                 diesel::update(payments::table.find(pid))
@@ -818,25 +844,53 @@ impl PayPal {
             })
             .map_err(db_err)
         })
-        .await
+        .await?;
+        if counts {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                rocket::http::Status::BadGateway,
+                format!("PayPal did not complete the refund (status {paypal_status})."),
+            ))
+        }
     }
 
-    /// Asks PayPal again about refunds left `REQUESTED` for over two minutes (longer than an
-    /// admin's own call with its retries can take), and records the answers.
+    /// Asks PayPal again about refunds left `REQUESTED` whose last ask is over ten minutes old
+    /// (longer than a call with its retries can take at the longest timeout), claiming them
+    /// first so that several instances never ask about the same one at once. After a day
+    /// (PayPal keeps request ids for a limited time, so a later ask could be a new refund) a
+    /// refund still unanswered is marked `REVIEW` for a person to check.
     pub async fn reconcile_refunds(&self, db: &Db) -> Result<usize, AppError> {
         let ids: Vec<i64> = db
             .run(|conn| {
-                Ok(refunds::table
+                let stale = diesel::update(refunds::table)
                     .filter(refunds::status.eq(REFUND_REQUESTED))
-                    .filter(refunds::created_at.lt(Utc::now() - Duration::minutes(2)))
-                    .order(refunds::id)
-                    .limit(20)
-                    .select(refunds::id)
-                    .load(conn)?)
+                    .filter(refunds::created_at.lt(Utc::now() - Duration::hours(24)))
+                    .set(refunds::status.eq(REFUND_REVIEW))
+                    .returning(refunds::id)
+                    .get_results::<i64>(conn)?;
+                for id in stale {
+                    tracing::error!(
+                        refund = id,
+                        "a refund stayed unanswered for a day: check it in PayPal's dashboard"
+                    );
+                }
+                Ok(diesel::sql_query(
+                    "UPDATE refunds SET attempted_at = now() WHERE id IN (
+                        SELECT id FROM refunds
+                         WHERE status = 'REQUESTED' AND attempted_at < now() - interval '10 minutes'
+                         ORDER BY id LIMIT 20
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING id",
+                )
+                .load::<IdRow>(conn)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect())
             })
             .await?;
         for id in &ids {
-            match self.issue_refund(db, *id).await {
+            match self.issue_refund(db, *id, true).await {
                 Ok(()) => tracing::info!(refund = id, "refund reconciled"),
                 Err(e) => tracing::warn!(refund = id, error = %e, "refund reconciliation failed"),
             }
@@ -845,9 +899,11 @@ impl PayPal {
     }
 }
 
-/// A refund row's status before PayPal's answer is recorded, and after a refusal.
+/// A refund row's status while PayPal's answer is awaited, after a refusal of the first ask,
+/// and when it is unclear whether PayPal refunded (a person checks PayPal's dashboard).
 pub const REFUND_REQUESTED: &str = "REQUESTED";
 pub const REFUND_FAILED: &str = "FAILED";
+pub const REFUND_REVIEW: &str = "REVIEW";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]

@@ -217,7 +217,10 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
             let rows: Vec<EventRow> = diesel::sql_query(
                 "SELECT e.id, e.title, e.starts_at, e.timezone, e.capacity,
                         COALESCE(sum(b.seats) FILTER (WHERE b.state = 'paid'), 0)::bigint AS sold,
-                        COALESCE(sum(b.total_minor) FILTER (WHERE b.state = 'paid'), 0)::bigint AS revenue_minor,
+                        (COALESCE(sum(b.total_minor) FILTER (WHERE b.state = 'paid'), 0)
+                          - COALESCE((SELECT sum(p.refunded_minor) FROM payments p
+                                        JOIN bookings pb ON pb.id = p.booking_id
+                                       WHERE pb.event_id = e.id AND pb.state = 'paid'), 0))::bigint AS revenue_minor,
                         COALESCE(max(b.currency),
                                  (SELECT min(t.currency) FROM ticket_types t WHERE t.event_id = e.id),
                                  'EUR') AS currency
@@ -405,6 +408,29 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
             let ws = crate::waivers::for_attendees(conn, &ids)?;
             let history = b.history(conn)?;
             let payment = crate::paypal::flow::Payment::find_by_booking(conn, id)?;
+            let refund_rows: Vec<(i64, String, String, String, chrono::DateTime<Utc>)> = match &payment {
+                Some(p) => crate::schema::refunds::table
+                    .filter(crate::schema::refunds::payment_id.eq(p.id))
+                    .order(crate::schema::refunds::id)
+                    .select((
+                        crate::schema::refunds::amount_minor,
+                        crate::schema::refunds::currency,
+                        crate::schema::refunds::status,
+                        crate::schema::refunds::note,
+                        crate::schema::refunds::created_at,
+                    ))
+                    .load(conn)?,
+                None => Vec::new(),
+            };
+            let refund_list: Vec<_> = refund_rows
+                .iter()
+                .map(|(minor, currency, status, note, at)| json!({
+                    "amount": crate::money::Money::new(*minor, currency).amount(),
+                    "status": status,
+                    "note": note,
+                    "at": timefmt::local_datetime(*at, e.tz()),
+                }))
+                .collect();
             let mails: Vec<crate::mail::OutboxRow> = outbox::table.filter(outbox::booking_id.eq(id)).order(outbox::id).select(crate::mail::OutboxRow::as_select()).load(conn)?;
             let tz = e.tz();
             Ok(json!({
@@ -417,7 +443,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                             "waiver": w.map(|w| if w.signed_at.is_some() { "signed" } else { "unsigned" }) })
                 }).collect::<Vec<_>>(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
-                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string() })),
+                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list })),
                 "errors": {},
                 "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email })).collect::<Vec<_>>(),
             }))
@@ -560,34 +586,39 @@ async fn refund_booking(
         return detail_with_errors(db, &staff, id, json!({ "refund_confirm": "Tick the box to confirm the refund.", "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
     }
     let reason: String = form.reason.chars().take(250).collect();
-    if let Err(e) = paypal.refund(db, id, amount, &reason).await {
+    // The audit entry is written with the refund request, so a refund finished later by the
+    // reconciliation job still says who asked for it.
+    let (s2, r2, state, currency) = (
+        staff.clone(),
+        reason.clone(),
+        booking.state.clone(),
+        booking.currency.clone(),
+    );
+    let audit = move |conn: &mut diesel::PgConnection, refund_id: i64| {
+        auth::audit(
+            conn,
+            &s2,
+            "booking.refund",
+            "booking",
+            Some(id),
+            Some(json!({ "state": state })),
+            Some(json!({
+                "refund_id": refund_id,
+                "amount_minor": amount,
+                "amount": amount.map_or_else(
+                    || "all that was left".to_string(),
+                    |a| crate::money::Money::new(a, &currency).display(),
+                ),
+                "reason": r2,
+            })),
+        )
+    };
+    if let Err(e) = paypal.refund(db, id, amount, &reason, audit).await {
         if e.status.code >= 500 && e.status != Status::BadGateway {
             return Err(e);
         }
         return detail_with_errors(db, &staff, id, json!({ "amount": e.message, "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
     }
-    db.run(move |conn| {
-        let after = Booking::find(conn, id)?;
-        auth::audit(
-            conn,
-            &staff,
-            "booking.refund",
-            "booking",
-            Some(id),
-            Some(json!({ "state": booking.state })),
-            Some(json!({
-                "state": after.state,
-                "amount_minor": amount,
-                "amount": amount.map_or_else(
-                    || "all that was left".to_string(),
-                    |a| crate::money::Money::new(a, &after.currency).display(),
-                ),
-                "reason": reason,
-            })),
-        )?;
-        Ok(())
-    })
-    .await?;
     let done = match amount {
         Some(a) => format!(
             "Refunded {} through PayPal; the buyer is told by mail.",
