@@ -680,7 +680,7 @@ fn check_type(
 }
 
 fn type_json(t: &TicketType) -> Value {
-    json!({ "id": t.id, "name": t.name, "price_minor": t.price_minor, "currency": t.currency, "capacity": t.capacity, "max_per_booking": t.max_per_booking })
+    json!({ "id": t.id, "name": t.name, "description": t.description, "price_minor": t.price_minor, "currency": t.currency, "capacity": t.capacity, "max_per_booking": t.max_per_booking, "sales_open_at": t.sales_open_at, "sales_close_at": t.sales_close_at })
 }
 
 #[post("/events/<id>/ticket-types", data = "<form>")]

@@ -112,6 +112,13 @@ async fn event_page(
             let (_, html) = templates
                 .render("event", event_context(&view, None, form))
                 .ok_or_else(|| AppError::internal("the event template did not render"))?;
+            // The token is what finds a resubmitted form's booking: a page where it is not
+            // exactly once would hand every visitor the same one.
+            if html.matches(form_token_slot()).count() != 1 {
+                return Err(AppError::internal(
+                    "the event page must hold the form token once",
+                ));
+            }
             let page = Arc::new(html);
             cache.put(key, page.clone());
             page
