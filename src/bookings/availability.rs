@@ -51,11 +51,23 @@ impl Availability {
         }
     }
 
-    /// A receiver of `event_id`'s availability, starting from `initial`.
+    /// A receiver of `event_id`'s availability, starting from `initial` (just read from the
+    /// database, so it also replaces an older value other watchers of the event hold: a page
+    /// opened right after seats came back must not be shown the number from before).
     pub fn subscribe(&self, initial: Snapshot) -> watch::Receiver<Snapshot> {
         let mut channels = self.inner.channels.lock().expect("availability lock");
         match channels.get(&initial.event_id) {
-            Some(tx) => tx.subscribe(),
+            Some(tx) => {
+                tx.send_if_modified(|current| {
+                    if *current == initial {
+                        false
+                    } else {
+                        *current = initial;
+                        true
+                    }
+                });
+                tx.subscribe()
+            }
             None => {
                 let id = initial.event_id;
                 let (tx, rx) = watch::channel(initial);
@@ -142,4 +154,31 @@ pub fn load(conn: &mut PgConnection, event_ids: &[i64]) -> QueryResult<Vec<Snaps
         }
     }
     Ok(out.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(left: i32) -> Snapshot {
+        Snapshot {
+            event_id: 7,
+            seats_left: left,
+            ticket_types: BTreeMap::from([(70, left)]),
+        }
+    }
+
+    #[test]
+    fn a_new_watcher_brings_the_fresher_number_to_everyone() {
+        let hub = Availability::new();
+        let mut first = hub.subscribe(snap(21));
+        // Seats came back; a page opened now read 23 from the database.
+        let second = hub.subscribe(snap(23));
+        assert_eq!(second.borrow().seats_left, 23);
+        assert!(first.has_changed().unwrap());
+        assert_eq!(first.borrow_and_update().seats_left, 23);
+        // The same number again changes nothing.
+        let _third = hub.subscribe(snap(23));
+        assert!(!first.has_changed().unwrap());
+    }
 }
