@@ -162,6 +162,7 @@ diesel::table! {
         note -> Text,
         created_at -> Timestamptz,
         attempted_at -> Timestamptz,
+        form_token -> Nullable<Text>,
     }
 }
 

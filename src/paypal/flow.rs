@@ -639,6 +639,8 @@ impl PayPal {
     /// Refunds `amount` (all that is left when `None`) of a booking's capture. A full refund
     /// moves the booking to `refunded` and returns its seats. `record` runs in the transaction
     /// that writes the refund down (the admin's audit entry), with the refund row's id.
+    /// `form_token` is the admin form's one-time token: a form sent twice (a double click, the
+    /// back button) finds its refund instead of refunding again.
     ///
     /// The refund is written down (`REQUESTED`, with its PayPal-Request-Id, claimed for this
     /// call) before PayPal is asked, and only one may be in flight per payment (a partial
@@ -652,12 +654,14 @@ impl PayPal {
         booking_id: i64,
         amount: Option<i64>,
         note: &str,
+        form_token: Option<&str>,
         record: F,
     ) -> Result<(), AppError>
     where
         F: FnOnce(&mut PgConnection, i64) -> QueryResult<()> + Send + 'static,
     {
         let note = note.to_string();
+        let form_token = form_token.map(str::to_string);
         let refund_row: i64 = db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -670,6 +674,18 @@ impl PayPal {
                         .ok_or_else(|| {
                             AppError::bad_request("This booking has no PayPal payment.")
                         })?;
+                    if let Some(token) = &form_token {
+                        let sent: i64 = refunds::table
+                            .filter(refunds::form_token.eq(token))
+                            .count()
+                            .get_result(conn)?;
+                        if sent > 0 {
+                            return Err(AppError::new(
+                                rocket::http::Status::Conflict,
+                                "This refund form was already sent; its refund is listed under Payment.",
+                            ));
+                        }
+                    }
                     if refundable_capture(&p).is_none() {
                         return Err(AppError::bad_request(
                             "There is no completed capture to refund.",
@@ -704,6 +720,7 @@ impl PayPal {
                             refunds::status.eq(REFUND_REQUESTED),
                             refunds::note.eq(&note),
                             refunds::attempted_at.eq(Utc::now()),
+                            refunds::form_token.eq(&form_token),
                         ))
                         .returning(refunds::id)
                         .get_result(conn)?;

@@ -443,7 +443,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                             "waiver": w.map(|w| if w.signed_at.is_some() { "signed" } else { "unsigned" }) })
                 }).collect::<Vec<_>>(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
-                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list })),
+                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18) })),
                 "errors": {},
                 "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email })).collect::<Vec<_>>(),
             }))
@@ -534,6 +534,9 @@ pub struct RefundForm {
     amount: String,
     #[field(default = String::new())]
     reason: String,
+    /// One-time token of the rendered form (see `PayPal::refund`).
+    #[field(default = String::new())]
+    refund_token: String,
 }
 
 /// Parses "12.50" in `currency` into minor units.
@@ -613,7 +616,8 @@ async fn refund_booking(
             })),
         )
     };
-    if let Err(e) = paypal.refund(db, id, amount, &reason, audit).await {
+    let token = Some(form.refund_token.as_str()).filter(|t| !t.is_empty());
+    if let Err(e) = paypal.refund(db, id, amount, &reason, token, audit).await {
         if e.status.code >= 500 && e.status != Status::BadGateway {
             return Err(e);
         }

@@ -594,10 +594,30 @@ async fn full_and_partial_refunds_and_a_reversal() {
     let (token, _, booking_id) = w.paid_booking(2).await;
     let (paypal, db) = (w.paypal(), w.db());
     paypal
-        .refund(&db, booking_id, Some(1000), "partial", unaudited)
+        .refund(
+            &db,
+            booking_id,
+            Some(1000),
+            "partial",
+            Some("form-1"),
+            unaudited,
+        )
         .await
         .unwrap();
     assert_eq!(w.state(&token), "paid");
+    // The same admin form sent again finds its refund instead of refunding again.
+    let twice = paypal
+        .refund(
+            &db,
+            booking_id,
+            Some(1000),
+            "partial",
+            Some("form-1"),
+            unaudited,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(twice.status.code, 409, "{}", twice.message);
     let refunded: i64 = payments::table
         .select(payments::refunded_minor)
         .first(&mut w.app.conn())
@@ -605,11 +625,11 @@ async fn full_and_partial_refunds_and_a_reversal() {
     assert_eq!(refunded, 1000);
     assert_eq!(w.seats_taken(), 2);
     assert!(paypal
-        .refund(&db, booking_id, Some(999_999), "too much", unaudited)
+        .refund(&db, booking_id, Some(999_999), "too much", None, unaudited)
         .await
         .is_err());
     paypal
-        .refund(&db, booking_id, None, "the rest", unaudited)
+        .refund(&db, booking_id, None, "the rest", None, unaudited)
         .await
         .unwrap();
     assert_eq!(w.state(&token), "refunded");
@@ -647,7 +667,7 @@ async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
     // PayPal refunds, but its answer to the call and to both retries is lost.
     w.control(json!({ "lose_next": 3 })).await;
     let err = paypal
-        .refund(&db, booking_id, Some(1000), "partial", unaudited)
+        .refund(&db, booking_id, Some(1000), "partial", None, unaudited)
         .await
         .unwrap_err();
     assert!(
@@ -668,7 +688,7 @@ async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
     assert_eq!((status.as_str(), refunded), ("REQUESTED", 0));
     // While it is unanswered, no second refund can start.
     let again = paypal
-        .refund(&db, booking_id, Some(500), "again", unaudited)
+        .refund(&db, booking_id, Some(500), "again", None, unaudited)
         .await
         .unwrap_err();
     assert_eq!(again.status.code, 409, "{}", again.message);
@@ -695,7 +715,7 @@ async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
     // the meantime; the re-ask still goes out and records it.
     w.control(json!({ "lose_next": 3 })).await;
     paypal
-        .refund(&db, booking_id, None, "the rest", unaudited)
+        .refund(&db, booking_id, None, "the rest", None, unaudited)
         .await
         .unwrap_err();
     assert_eq!(capture(w.order(&order).await)["status"], "REFUNDED");
