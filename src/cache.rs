@@ -1,5 +1,5 @@
-//! A tiny in-memory cache for public pages' data (an event with its ticket types; a page of
-//! the listing), kept for about a second. Under a rush thousands of visitors open the same
+//! A tiny in-memory cache for public pages, rendered (an event page; a page of the
+//! listing), kept for about a second. Under a rush thousands of visitors open the same
 //! pages; this turns thousands of identical queries per second into one. Seats left may lag
 //! by up to a second on first paint, which the live availability stream corrects; every
 //! decision that matters (a hold) reads the database. Private events are never cached, so a
@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crate::views::EventCard;
 
 /// How long an entry is served before the database is asked again.
 pub const TTL: Duration = Duration::from_millis(1000);
@@ -59,5 +57,5 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
 
 /// Public event pages by slug, rendered (with a slot for each visitor's form token).
 pub type EventCache = TtlCache<String, String>;
-/// Listing pages by page number: the cards and the total number of upcoming events.
-pub type ListingCache = TtlCache<i64, (Vec<EventCard>, i64)>;
+/// Listing pages by page number, rendered (`None`: past the last page).
+pub type ListingCache = TtlCache<i64, Option<String>>;

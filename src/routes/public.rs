@@ -34,15 +34,16 @@ pub fn routes() -> Vec<Route> {
 async fn listing(
     db: &State<Db>,
     cache: &State<ListingCache>,
+    templates: Metadata<'_>,
     page: Option<i64>,
-) -> AppResult<Template> {
+) -> AppResult<RawHtml<String>> {
     let page = page.unwrap_or(1).clamp(1, 100_000);
-    let data = match cache.get(&page) {
-        Some(data) => data,
+    let html = match cache.get(&page) {
+        Some(html) => html,
         None => {
             let now = Utc::now();
-            let data = Arc::new(
-                db.run(move |conn| {
+            let (cards, total) = db
+                .run(move |conn| {
                     let (events, total) =
                         Event::list_upcoming_public(conn, now, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
                     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
@@ -60,29 +61,35 @@ async fn listing(
                         .collect();
                     Ok((cards, total))
                 })
-                .await?,
-            );
-            cache.put(page, data.clone());
-            data
+                .await?;
+            let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+            // Rendered once for everybody: the page holds nothing personal.
+            let html = if page > pages {
+                None
+            } else {
+                let context = json!({
+                    "title": "Upcoming events",
+                    "events": cards,
+                    "page": page,
+                    "pages": pages,
+                    "total": total,
+                    "prev_page": if page > 1 { Some(page - 1) } else { None },
+                    "next_page": if page < pages { Some(page + 1) } else { None },
+                });
+                let (_, html) = templates
+                    .render("index", context)
+                    .ok_or_else(|| AppError::internal("the listing template did not render"))?;
+                Some(html)
+            };
+            let html = Arc::new(html);
+            cache.put(page, html.clone());
+            html
         }
     };
-    let (cards, total) = (&data.0, data.1);
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    if page > pages {
-        return Err(AppError::not_found());
+    match html.as_ref() {
+        Some(html) => Ok(RawHtml(html.clone())),
+        None => Err(AppError::not_found()),
     }
-    Ok(Template::render(
-        "index",
-        json!({
-            "title": "Upcoming events",
-            "events": cards,
-            "page": page,
-            "pages": pages,
-            "total": total,
-            "prev_page": if page > 1 { Some(page - 1) } else { None },
-            "next_page": if page < pages { Some(page + 1) } else { None },
-        }),
-    ))
 }
 
 #[get("/events/<slug>")]
