@@ -593,8 +593,8 @@ async fn full_and_partial_refunds_and_a_reversal() {
     let w = world(10).await;
     let (token, _, booking_id) = w.paid_booking(2).await;
     let (paypal, db) = (w.paypal(), w.db());
-    paypal
-        .refund(
+    let send_form = || {
+        paypal.refund(
             &db,
             booking_id,
             Some(1000),
@@ -602,21 +602,11 @@ async fn full_and_partial_refunds_and_a_reversal() {
             Some("form-1"),
             unaudited,
         )
-        .await
-        .unwrap();
+    };
+    send_form().await.unwrap();
     assert_eq!(w.state(&token), "paid");
     // The same admin form sent again finds its refund instead of refunding again.
-    let twice = paypal
-        .refund(
-            &db,
-            booking_id,
-            Some(1000),
-            "partial",
-            Some("form-1"),
-            unaudited,
-        )
-        .await
-        .unwrap_err();
+    let twice = send_form().await.unwrap_err();
     assert_eq!(twice.status.code, 409, "{}", twice.message);
     let refunded: i64 = payments::table
         .select(payments::refunded_minor)
