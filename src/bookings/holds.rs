@@ -215,6 +215,43 @@ struct HoldResult {
     outcome: String,
 }
 
+/// Takes seats by the rule holds use (SQL `take_seats`: event row, then ticket types, never
+/// past a capacity), outside a new hold: for a late approval that needs an expired booking's
+/// seats again. Runs in a savepoint, so a short ticket type gives everything back and answers
+/// `false` without aborting the caller's transaction. `check_window`: also refuse ticket types
+/// outside their sale window.
+pub(crate) fn take_seats(
+    conn: &mut PgConnection,
+    event_id: i64,
+    type_ids: &[i64],
+    qtys: &[i32],
+    check_window: bool,
+) -> QueryResult<bool> {
+    let result = conn.transaction(|conn| {
+        diesel::sql_query("SELECT take_seats($1, $2, $3, $4) AS taken")
+            .bind::<BigInt, _>(event_id)
+            .bind::<Array<BigInt>, _>(type_ids)
+            .bind::<Array<Integer>, _>(qtys)
+            .bind::<diesel::sql_types::Bool, _>(check_window)
+            .get_result::<TakeResult>(conn)
+    });
+    match result {
+        Ok(r) => Ok(r.taken),
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message() == "not enough seats" =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(QueryableByName)]
+struct TakeResult {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    taken: bool,
+}
+
 #[derive(QueryableByName)]
 struct Taken {
     #[diesel(sql_type = BigInt)]

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer};
+use diesel::sql_types::BigInt;
 use rocket::tokio::sync::Mutex;
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
@@ -974,23 +974,11 @@ fn revive(conn: &mut PgConnection, booking_id: i64) -> QueryResult<bool> {
         return Ok(booking.state().holds_seats());
     }
     let items = booking.items(conn)?;
-    let ok = diesel::sql_query("UPDATE events SET seats_taken = seats_taken + $2 WHERE id = $1 AND seats_taken + $2 <= capacity")
-        .bind::<BigInt, _>(booking.event_id)
-        .bind::<Integer, _>(booking.seats)
-        .execute(conn)?
-        == 1;
-    if !ok {
+    let type_ids: Vec<i64> = items.iter().map(|i| i.ticket_type_id).collect();
+    let qtys: Vec<i32> = items.iter().map(|i| i.quantity).collect();
+    // The buyer agreed to pay while the sale was open, so the sale window is not checked again.
+    if !crate::bookings::holds::take_seats(conn, booking.event_id, &type_ids, &qtys, false)? {
         return Ok(false);
-    }
-    for item in &items {
-        let n = diesel::sql_query("UPDATE ticket_types SET seats_taken = seats_taken + $2 WHERE id = $1 AND seats_taken + $2 <= capacity")
-            .bind::<BigInt, _>(item.ticket_type_id)
-            .bind::<Integer, _>(item.quantity)
-            .execute(conn)?;
-        if n != 1 {
-            // Give back what this loop took by aborting the caller's transaction.
-            return Err(diesel::result::Error::RollbackTransaction);
-        }
     }
     diesel::update(bookings::table.find(booking_id))
         .set((

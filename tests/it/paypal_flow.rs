@@ -471,6 +471,32 @@ async fn a_late_approval_is_not_captured_when_the_seats_are_gone() {
 }
 
 #[rocket::async_test]
+async fn a_late_approval_is_not_captured_when_only_its_ticket_type_is_full() {
+    let w = world(2).await;
+    // The event has room to spare; the ticket type does not.
+    diesel::update(ticketing::schema::events::table)
+        .set(ticketing::schema::events::capacity.eq(10))
+        .execute(&mut w.app.conn())
+        .unwrap();
+    let token = w.hold(2).await;
+    let (_, order) = w.pay(&token).await;
+    expire(&w, &token).await;
+    let other = w.hold(1).await;
+    let back = w.approval(&order, "approve").await;
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("your seats are gone"), "{page}");
+    rocket::tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.captures(&order).await, 0, "no money moved");
+    assert_eq!(
+        (w.state(&token).as_str(), w.state(&other).as_str()),
+        ("expired", "held")
+    );
+    assert_eq!(w.seats_taken(), 1, "the event's count was given back too");
+    w.check_invariant();
+}
+
+#[rocket::async_test]
 async fn forged_webhooks_get_400_and_change_nothing() {
     let w = world(10).await;
     let token = w.hold(1).await;
