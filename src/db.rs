@@ -26,10 +26,22 @@ impl Db {
     /// Builds the pool without waiting for a connection: the app can start (and answer
     /// `/healthz` with 503) while the database is still coming up.
     pub fn new(database_url: &str, size: u32, timeout: Duration) -> Db {
+        Db::build(database_url, size, Some(size.min(2)), timeout)
+    }
+
+    /// A pool for one-shot commands (migrate, seed, create-admin): connections are made only
+    /// when asked for, on the asking thread. Idle connections opened in the background could
+    /// still be starting (libpq setting up TLS or GSSAPI) while the process exits, which
+    /// crashes it at exit now and then.
+    pub fn on_demand(database_url: &str, timeout: Duration) -> Db {
+        Db::build(database_url, 2, Some(0), timeout)
+    }
+
+    fn build(database_url: &str, size: u32, min_idle: Option<u32>, timeout: Duration) -> Db {
         let manager = ConnectionManager::<PgConnection>::new(database_url);
         let pool = Pool::builder()
             .max_size(size)
-            .min_idle(Some(size.min(2)))
+            .min_idle(min_idle)
             .connection_timeout(timeout)
             // A broken connection is noticed by its failed query and dropped by the manager;
             // testing every checkout would double the round trips of every request.

@@ -58,6 +58,14 @@ pub fn connect(config: &Config) -> Db {
     )
 }
 
+/// A pool for a one-shot command: no connections opened in the background.
+pub fn connect_for_command(config: &Config) -> Db {
+    Db::on_demand(
+        &config.database_url,
+        Duration::from_secs(config.database_timeout_secs),
+    )
+}
+
 /// Builds the Rocket application: every area mounted, templates, static files, catchers.
 /// Panics when the PayPal trust store cannot be read (checked by `Config` already).
 pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {

@@ -38,7 +38,11 @@ fn main() -> ExitCode {
         }
     };
     logging::init(&config);
-    let db = ticketing::connect(&config);
+    let db = if command == "serve" {
+        ticketing::connect(&config)
+    } else {
+        ticketing::connect_for_command(&config)
+    };
     if let Err(e) = db.migrate() {
         eprintln!("ticketing: could not apply database migrations: {e}");
         return ExitCode::FAILURE;

@@ -230,26 +230,38 @@ async fn with_origin_pulls_required_only_clients_with_the_certificate_get_in() {
 #[test]
 fn the_server_stops_cleanly_on_sigterm() {
     let db = TestDb::migrated();
-    let port = crate::helpers::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
-        .arg("serve")
-        .env("APP_ENV", "local")
-        .env("DATABASE_URL", &db.url)
-        .env("PORT", port.to_string())
-        .env("LOG_LEVEL", "warn")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            up.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    // Other tests start servers too: a port found free may be taken before this server binds
+    // it, and then the server exits at once. Such a start is tried again on another port.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = crate::helpers::free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+            .arg("serve")
+            .env("APP_ENV", "local")
+            .env("DATABASE_URL", &db.url)
+            .env("PORT", port.to_string())
+            .env("LOG_LEVEL", "warn")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                up.elapsed() < Duration::from_secs(20),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Listening, and it is ours: still running a moment later.
+        std::thread::sleep(Duration::from_millis(200));
+        if child.try_wait().unwrap().is_none() {
+            started = Some(child);
+            break;
+        }
     }
+    let mut child = started.expect("the server could not get a free port");
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

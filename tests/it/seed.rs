@@ -50,7 +50,11 @@ fn seed_command_runs_on_an_empty_database_and_twice() {
 
     let second = run();
     let out2 = String::from_utf8_lossy(&second.stdout);
-    assert!(second.status.success(), "{out2}");
+    assert!(
+        second.status.success(),
+        "{out2}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert!(out2.contains("0 event(s) created"), "{out2}");
     assert!(out2.contains("already exists"), "{out2}");
     assert_eq!(counts(&mut conn), after_first);
