@@ -301,13 +301,21 @@ impl PayPal {
             .await
         {
             Ok(order) => self.settle(db, payment_id, &order).await,
-            Err(e) if e.has_issue("INSTRUMENT_DECLINED") => self.declined(db, &payment).await,
+            Err(e) if e.has_issue("INSTRUMENT_DECLINED") => self.declined(db, &payment, true).await,
             Err(e) if e.has_issue("ORDER_ALREADY_CAPTURED") => {
                 self.settle_fresh(db, payment_id).await
             }
             Err(e) if e.has_issue("ORDER_NOT_APPROVED") => {
                 // PayPal answers a repeated request id with the same error: this id is used up.
-                self.declined(db, &payment).await?;
+                self.declined(db, &payment, false).await?;
+                // The approval webhook may have met the decline a moment before the buyer's
+                // return did: then the buyer is told about the decline, not "not approved".
+                let (fresh, _) = load_payment(db, payment.id).await?;
+                if fresh.capture_status.as_deref() == Some("DECLINED") {
+                    return Ok(CaptureOutcome::Declined {
+                        approve_url: payment.approve_url.clone(),
+                    });
+                }
                 Ok(CaptureOutcome::NotApproved {
                     approve_url: payment.approve_url.clone(),
                 })
@@ -320,22 +328,38 @@ impl PayPal {
         }
     }
 
-    async fn declined(&self, db: &Db, payment: &Payment) -> Result<CaptureOutcome, AppError> {
+    /// A capture attempt that PayPal refused: the next one needs a new request id. `decline`:
+    /// the buyer's funding was declined (remembered, so a later "not approved" answer to the
+    /// same buyer is explained as the decline).
+    async fn declined(
+        &self,
+        db: &Db,
+        payment: &Payment,
+        decline: bool,
+    ) -> Result<CaptureOutcome, AppError> {
         let id = payment.id;
         // Only the first of several concurrent declines of the same attempt (the buyer's
         // return and the approval webhook) moves to the next request id.
         let used = payment.capture_attempt;
         db.run(move |conn| {
-            diesel::update(
-                payments::table
-                    .find(id)
-                    .filter(payments::capture_attempt.eq(used)),
-            )
-            .set((
-                payments::capture_attempt.eq(used + 1),
-                payments::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)?;
+            conn.transaction(|conn| {
+                diesel::update(
+                    payments::table
+                        .find(id)
+                        .filter(payments::capture_attempt.eq(used)),
+                )
+                .set((
+                    payments::capture_attempt.eq(used + 1),
+                    payments::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+                if decline {
+                    diesel::update(payments::table.find(id))
+                        .set(payments::capture_status.eq("DECLINED"))
+                        .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?;
             Ok(())
         })
         .await?;

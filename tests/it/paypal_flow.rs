@@ -400,6 +400,32 @@ async fn pending_then_completed() {
 }
 
 #[rocket::async_test]
+async fn a_decline_the_webhook_met_first_is_still_shown_as_declined() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "decline").await;
+    // The approval webhook captures first and meets the decline...
+    for _ in 0..100 {
+        let attempt: i32 = payments::table
+            .select(payments::capture_attempt)
+            .first(&mut w.app.conn())
+            .unwrap();
+        if attempt == 1 {
+            break;
+        }
+        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...then the buyer's return asks again and PayPal says "not approved": the buyer is told
+    // about the decline and sent back to choose another way to pay.
+    let (status, page) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Payment declined"), "{page}");
+    assert_eq!(w.state(&token), "awaiting_payment");
+    assert_eq!(w.captures(&order).await, 0);
+}
+
+#[rocket::async_test]
 async fn declined_then_paid_with_another_funding_source() {
     let w = world(10).await;
     let token = w.hold(1).await;
