@@ -98,6 +98,17 @@ fn location(res: &reqwest::Response) -> String {
     res.headers()["location"].to_str().unwrap().to_string()
 }
 
+/// Polls `done` every 50 ms for up to 5 s; fails the test naming `what` if it never holds.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never came");
+}
+
 /// No audit entry: these refunds are not made by a staff member.
 fn unaudited(_: &mut diesel::PgConnection, _: i64) -> QueryResult<()> {
     Ok(())
@@ -185,13 +196,10 @@ impl World {
     }
 
     async fn wait_state(&self, token: &str, want: &str) {
-        for _ in 0..100 {
-            if self.state(token) == want {
-                return;
-            }
-            rocket::tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("booking never became {want}: {}", self.state(token));
+        wait_until(&format!("booking state {want}"), || {
+            self.state(token) == want
+        })
+        .await;
     }
 
     async fn order(&self, order: &str) -> Value {
@@ -406,16 +414,14 @@ async fn a_decline_the_webhook_met_first_is_still_shown_as_declined() {
     let (_, order) = w.pay(&token).await;
     let back = w.approval(&order, "decline").await;
     // The approval webhook captures first and meets the decline...
-    for _ in 0..100 {
-        let attempt: i32 = payments::table
+    wait_until("the webhook's capture attempt", || {
+        payments::table
             .select(payments::capture_attempt)
-            .first(&mut w.app.conn())
-            .unwrap();
-        if attempt == 1 {
-            break;
-        }
-        rocket::tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .first::<i32>(&mut w.app.conn())
+            .unwrap()
+            == 1
+    })
+    .await;
     // ...then the buyer's return asks again and PayPal says "not approved": the buyer is told
     // about the decline and sent back to choose another way to pay.
     let (status, page) = w.follow(&back).await;
@@ -761,16 +767,15 @@ async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
         .await
         .unwrap_err();
     assert_eq!(capture(w.order(&order).await)["status"], "REFUNDED");
-    for _ in 0..50 {
-        let status: Option<String> = payments::table
+    wait_until("the REFUNDED webhook", || {
+        payments::table
             .select(payments::capture_status)
-            .first(&mut w.app.conn())
-            .unwrap();
-        if status.as_deref() == Some("REFUNDED") {
-            break;
-        }
-        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .first::<Option<String>>(&mut w.app.conn())
+            .unwrap()
+            .as_deref()
+            == Some("REFUNDED")
+    })
+    .await;
     backdate_refund_attempts(&w);
     assert_eq!(paypal.reconcile_refunds(&db).await.unwrap(), 1);
     let (amount, refunded): (i64, i64) = payments::table
