@@ -59,3 +59,35 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
 pub type EventCache = TtlCache<String, String>;
 /// Listing pages by page number, rendered (`None`: past the last page).
 pub type ListingCache = TtlCache<i64, Option<String>>;
+
+/// Both public-page caches as a request guard, for the admin handlers that change what the
+/// public pages show.
+pub struct PublicCaches<'r> {
+    events: &'r EventCache,
+    listing: &'r ListingCache,
+}
+
+impl PublicCaches<'_> {
+    /// Forgets cached public pages in this instance (others catch up within a second).
+    pub fn invalidate(&self) {
+        self.events.clear();
+        self.listing.clear();
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for PublicCaches<'r> {
+    type Error = ();
+
+    async fn from_request(
+        req: &'r rocket::Request<'_>,
+    ) -> rocket::request::Outcome<Self, Self::Error> {
+        let rocket = req.rocket();
+        match (rocket.state::<EventCache>(), rocket.state::<ListingCache>()) {
+            (Some(events), Some(listing)) => {
+                rocket::request::Outcome::Success(PublicCaches { events, listing })
+            }
+            _ => rocket::request::Outcome::Error((rocket::http::Status::InternalServerError, ())),
+        }
+    }
+}

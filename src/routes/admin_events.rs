@@ -14,7 +14,7 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
 use crate::auth::{self, Admin, Staff};
-use crate::cache::{EventCache, ListingCache};
+use crate::cache::PublicCaches;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Event, NewEvent, NewTicketType, NewUser, TicketType, User, Visibility};
@@ -39,12 +39,6 @@ pub fn routes() -> Vec<Route> {
         password_page,
         change_password
     ]
-}
-
-/// Forget cached public pages in this instance (others catch up within a second).
-fn invalidate(events: &EventCache, listing: &ListingCache) {
-    events.clear();
-    listing.clear();
 }
 
 // ---------------------------------------------------------------- events
@@ -238,8 +232,7 @@ fn new_event(admin: Admin) -> Template {
 async fn create_event(
     db: &State<Db>,
     admin: Admin,
-    ec: &State<EventCache>,
-    lc: &State<ListingCache>,
+    caches: PublicCaches<'_>,
     form: Form<EventForm>,
 ) -> AppResult<Page> {
     let staff = admin.0;
@@ -289,7 +282,7 @@ async fn create_event(
         .await?;
     match created {
         Ok(e) => {
-            invalidate(ec, lc);
+            caches.invalidate();
             Ok(Page::Redirect(Redirect::to(format!(
                 "/admin/events/{}",
                 e.id
@@ -340,8 +333,7 @@ async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResult<Template
 async fn update_event(
     db: &State<Db>,
     admin: Admin,
-    ec: &State<EventCache>,
-    lc: &State<ListingCache>,
+    caches: PublicCaches<'_>,
     id: i64,
     form: Form<EventForm>,
 ) -> AppResult<Page> {
@@ -420,7 +412,7 @@ async fn update_event(
         .await;
     match result {
         Ok(Ok(())) => {
-            invalidate(ec, lc);
+            caches.invalidate();
             Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
         }
         Ok(Err(msg)) => Ok(Page::Status((
@@ -465,8 +457,7 @@ pub struct CsrfForm {
 async fn event_action(
     db: &State<Db>,
     admin: Admin,
-    ec: &State<EventCache>,
-    lc: &State<ListingCache>,
+    caches: PublicCaches<'_>,
     id: i64,
     action: &str,
     form: Form<CsrfForm>,
@@ -564,7 +555,7 @@ async fn event_action(
             .map_err(AppError::from)
         })
         .await?;
-    invalidate(ec, lc);
+    caches.invalidate();
     Ok(Redirect::to(format!("/admin/events/{target}")))
 }
 
@@ -687,8 +678,7 @@ fn type_json(t: &TicketType) -> Value {
 async fn create_ticket_type(
     db: &State<Db>,
     admin: Admin,
-    ec: &State<EventCache>,
-    lc: &State<ListingCache>,
+    caches: PublicCaches<'_>,
     id: i64,
     form: Form<TicketTypeForm>,
 ) -> AppResult<Page> {
@@ -733,7 +723,7 @@ async fn create_ticket_type(
         Ok(())
     })
     .await?;
-    invalidate(ec, lc);
+    caches.invalidate();
     Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
 }
 
@@ -741,8 +731,7 @@ async fn create_ticket_type(
 async fn update_ticket_type(
     db: &State<Db>,
     admin: Admin,
-    ec: &State<EventCache>,
-    lc: &State<ListingCache>,
+    caches: PublicCaches<'_>,
     id: i64,
     form: Form<TicketTypeForm>,
 ) -> AppResult<Page> {
@@ -839,7 +828,7 @@ async fn update_ticket_type(
         .await?;
     match result {
         Ok(()) => {
-            invalidate(ec, lc);
+            caches.invalidate();
             Ok(Page::Redirect(Redirect::to(format!(
                 "/admin/events/{event_id}"
             ))))
