@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use rocket::http::{ContentType, Method, Status};
-use rocket::local::asynchronous::Client;
+use rocket::local::asynchronous::{Client, LocalResponse};
 use ticketing::models::{NewUser, User};
 use ticketing::schema::{admin_sessions, attendees, audit_log, bookings};
 
@@ -52,6 +52,25 @@ async fn login(client: &Client, email: &str, password: &str) -> Status {
         .status()
 }
 
+/// Posts a form body from `client` (a logged-in browser, or not).
+async fn post_form<'c>(client: &'c Client, path: &str, body: &str) -> LocalResponse<'c> {
+    client
+        .post(path.to_string())
+        .header(ContentType::Form)
+        .body(body)
+        .dispatch()
+        .await
+}
+
+/// Logs `email` in with the test password (must succeed) and returns the session's CSRF token.
+async fn log_in(client: &Client, email: &str) -> String {
+    assert_eq!(
+        login(client, email, "correct horse battery").await,
+        Status::SeeOther
+    );
+    csrf(client).await
+}
+
 /// The value of a page's hidden `csrf` field.
 fn hidden_csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
@@ -76,21 +95,20 @@ async fn csrf(client: &Client) -> String {
 
 /// Books and confirms one free seat for "Ana" through the checkout pages.
 async fn book_free_seat(app: &TestApp, event_id: i64, type_id: i64) {
-    let res = app
-        .client
-        .post("/checkout/hold")
-        .header(ContentType::Form)
-        .body(format!("event_id={event_id}&qty[{type_id}]=1"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        "/checkout/hold",
+        &format!("event_id={event_id}&qty[{type_id}]=1"),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
     let checkout = res.headers().get_one("Location").unwrap().to_string();
-    app.client
-        .post(checkout.clone())
-        .header(ContentType::Form)
-        .body("buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana")
-        .dispatch()
-        .await;
+    post_form(
+        &app.client,
+        &checkout.clone(),
+        "buyer_name=Ana&buyer_email=ana%40example.com&attendees[0].name=Ana",
+    )
+    .await;
     let res = app
         .client
         .post(format!("{checkout}/confirm"))
@@ -189,20 +207,15 @@ async fn forms_without_the_right_csrf_token_are_refused_and_change_nothing() {
     user(&mut c, "admin@example.com", "admin");
     let event = EventSpec::public("gig", 5).insert(&mut c);
     let t = add_ticket_type(&mut c, &event, "GA", 0, 10);
-    let res = app
-        .client
-        .post("/checkout/hold")
-        .header(ContentType::Form)
-        .body(format!("event_id={}&qty[{}]=1", event.id, t.id))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        "/checkout/hold",
+        &format!("event_id={}&qty[{}]=1", event.id, t.id),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
     let booking_id: i64 = bookings::table.select(bookings::id).first(&mut c).unwrap();
-    assert_eq!(
-        login(&app.client, "admin@example.com", "correct horse battery").await,
-        Status::SeeOther
-    );
-    let good = csrf(&app.client).await;
+    let good = log_in(&app.client, "admin@example.com").await;
     let posts: Vec<String> = app
         .client
         .rocket()
@@ -224,13 +237,12 @@ async fn forms_without_the_right_csrf_token_are_refused_and_change_nothing() {
             "csrf=wrong-token".to_string(),
             format!("csrf={}x", good),
         ] {
-            let res = app
-                .client
-                .post(path.clone())
-                .header(ContentType::Form)
-                .body(format!("{body}&event={}&code=X&reason=r", event.id))
-                .dispatch()
-                .await;
+            let res = post_form(
+                &app.client,
+                &path.clone(),
+                &format!("{body}&event={}&code=X&reason=r", event.id),
+            )
+            .await;
             assert_eq!(res.status(), Status::Forbidden, "POST {uri} with {body:?}");
         }
     }
@@ -260,16 +272,15 @@ async fn repeated_bad_passwords_are_rate_limited() {
         );
     }
     let page = app.get_text("/admin/login").await.1;
-    let res = app
-        .client
-        .post("/admin/login")
-        .header(ContentType::Form)
-        .body(format!(
+    let res = post_form(
+        &app.client,
+        "/admin/login",
+        &format!(
             "csrf={}&email=admin%40example.com&password=wrong",
             hidden_csrf(&page)
-        ))
-        .dispatch()
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(res.status(), Status::TooManyRequests);
     assert!(res
         .into_string()
@@ -302,13 +313,7 @@ async fn logout_and_revocation_take_effect_at_once() {
         Status::Ok
     );
     let token = csrf(&app.client).await;
-    let res = app
-        .client
-        .post("/admin/logout")
-        .header(ContentType::Form)
-        .body(format!("csrf={token}"))
-        .dispatch()
-        .await;
+    let res = post_form(&app.client, "/admin/logout", &format!("csrf={token}")).await;
     assert_eq!(res.status(), Status::SeeOther);
     assert_eq!(
         app.client.get("/admin").dispatch().await.status(),
@@ -357,15 +362,15 @@ async fn checkin_twice_says_already_checked_in_and_is_audited() {
         let token = token.clone();
         let client = &app.client;
         async move {
-            client
-                .post("/admin/checkin")
-                .header(ContentType::Form)
-                .body(format!("csrf={token}&event={event_id}&code={code}"))
-                .dispatch()
-                .await
-                .into_string()
-                .await
-                .unwrap()
+            post_form(
+                client,
+                "/admin/checkin",
+                &format!("csrf={token}&event={event_id}&code={code}"),
+            )
+            .await
+            .into_string()
+            .await
+            .unwrap()
         }
     };
     assert!(check(other.id, code.clone())
@@ -403,13 +408,12 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         ["=HYPERLINK(\"x\")", "+1 Plus"],
         ["-2 Minus", "@Sum, \"quoted\""],
     ] {
-        let res = app
-            .client
-            .post("/checkout/hold")
-            .header(ContentType::Form)
-            .body(format!("event_id={}&qty[{}]=2", event.id, t.id))
-            .dispatch()
-            .await;
+        let res = post_form(
+            &app.client,
+            "/checkout/hold",
+            &format!("event_id={}&qty[{}]=2", event.id, t.id),
+        )
+        .await;
         let checkout = res.headers().get_one("Location").unwrap().to_string();
         let enc = |s: &str| {
             s.replace('%', "%25")
@@ -428,13 +432,7 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
             enc(names[0]),
             enc(names[1])
         );
-        let res = app
-            .client
-            .post(checkout.clone())
-            .header(ContentType::Form)
-            .body(body)
-            .dispatch()
-            .await;
+        let res = post_form(&app.client, &checkout.clone(), &body).await;
         assert_eq!(res.status(), Status::SeeOther);
         app.client
             .post(format!("{checkout}/confirm"))
@@ -474,13 +472,12 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .first(&mut c)
         .unwrap();
     let token = csrf(&app.client).await;
-    let unconfirmed = app
-        .client
-        .post(format!("/admin/bookings/{booking_id}/cancel"))
-        .header(ContentType::Form)
-        .body(format!("csrf={token}&reason=duplicate"))
-        .dispatch()
-        .await;
+    let unconfirmed = post_form(
+        &app.client,
+        &format!("/admin/bookings/{booking_id}/cancel"),
+        &format!("csrf={token}&reason=duplicate"),
+    )
+    .await;
     assert_eq!(
         unconfirmed.status(),
         Status::UnprocessableEntity,
@@ -493,13 +490,12 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         .contains("Tick the box to confirm the cancellation."));
     let audits: i64 = audit_log::table.count().get_result(&mut c).unwrap();
     assert_eq!(audits, 0, "nothing changed without confirmation");
-    let res = app
-        .client
-        .post(format!("/admin/bookings/{booking_id}/cancel"))
-        .header(ContentType::Form)
-        .body(format!("csrf={token}&reason=duplicate&confirm=true"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        &format!("/admin/bookings/{booking_id}/cancel"),
+        &format!("csrf={token}&reason=duplicate&confirm=true"),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
     let (_, shown) = app.get_text(&format!("/admin/bookings/{booking_id}")).await;
     assert!(
@@ -507,12 +503,12 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         "{shown}"
     );
     // Cancelling again changes nothing and says so.
-    app.client
-        .post(format!("/admin/bookings/{booking_id}/cancel"))
-        .header(ContentType::Form)
-        .body(format!("csrf={token}&reason=again&confirm=true"))
-        .dispatch()
-        .await;
+    post_form(
+        &app.client,
+        &format!("/admin/bookings/{booking_id}/cancel"),
+        &format!("csrf={token}&reason=again&confirm=true"),
+    )
+    .await;
     let (_, again) = app.get_text(&format!("/admin/bookings/{booking_id}")).await;
     assert!(again.contains("Nothing to cancel: the booking is no longer active."));
     let (action, before, after): (String, Option<serde_json::Value>, Option<serde_json::Value>) =
@@ -539,22 +535,9 @@ async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_tak
     let app = TestApp::spawn().await;
     let mut c = app.conn();
     user(&mut c, "admin@example.com", "admin");
-    assert_eq!(
-        login(&app.client, "admin@example.com", "correct horse battery").await,
-        Status::SeeOther
-    );
-    let token = csrf(&app.client).await;
-    let post = |path: String, body: String| {
-        let client = &app.client;
-        async move {
-            client
-                .post(path)
-                .header(ContentType::Form)
-                .body(body)
-                .dispatch()
-                .await
-        }
-    };
+    let token = log_in(&app.client, "admin@example.com").await;
+    let client = &app.client;
+    let post = |path: String, body: String| async move { post_form(client, &path, &body).await };
     // Bad input: messages next to the fields, input kept, nothing stored.
     let res = post("/admin/events".into(), format!("csrf={token}&title=Gala&slug=Bad+Slug&timezone=Mars%2FBase&starts_at=2027-05-01T19%3A00&ends_at=2027-05-01T18%3A00&capacity=-1&visibility=draft")).await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
@@ -614,13 +597,12 @@ async fn admins_create_and_publish_events_and_capacity_cannot_go_below_seats_tak
         .select(ticketing::schema::ticket_types::id)
         .first(&mut c)
         .unwrap();
-    let res = app
-        .client
-        .post("/checkout/hold")
-        .header(ContentType::Form)
-        .body(format!("event_id={id}&qty[{tt}]=2"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        "/checkout/hold",
+        &format!("event_id={id}&qty[{tt}]=2"),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
     let res = post(format!("/admin/events/{id}"), format!("csrf={token}&title=Spring+Gala&slug=spring-gala&timezone=Europe%2FBerlin&starts_at=2030-05-01T19%3A00&ends_at=2030-05-01T23%3A00&capacity=1&visibility=public")).await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
@@ -672,20 +654,13 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
     let app = TestApp::spawn().await;
     let mut c = app.conn();
     user(&mut c, "admin@example.com", "admin");
-    assert_eq!(
-        login(&app.client, "admin@example.com", "correct horse battery").await,
-        Status::SeeOther
-    );
-    let token = csrf(&app.client).await;
-    let res = app
-        .client
-        .post("/admin/users")
-        .header(ContentType::Form)
-        .body(format!(
-            "csrf={token}&email=door%40example.com&name=Door&role=staff"
-        ))
-        .dispatch()
-        .await;
+    let token = log_in(&app.client, "admin@example.com").await;
+    let res = post_form(
+        &app.client,
+        "/admin/users",
+        &format!("csrf={token}&email=door%40example.com&name=Door&role=staff"),
+    )
+    .await;
     assert_eq!(res.status(), Status::Ok);
     assert!(res.into_string().await.unwrap().contains("shown once"));
     let door: i64 = ticketing::schema::users::table
@@ -693,13 +668,12 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
         .select(ticketing::schema::users::id)
         .first(&mut c)
         .unwrap();
-    let res = app
-        .client
-        .post(format!("/admin/users/{door}/deactivate"))
-        .header(ContentType::Form)
-        .body(format!("csrf={token}"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        &format!("/admin/users/{door}/deactivate"),
+        &format!("csrf={token}"),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
 
     // A booking with a mail to resend.
@@ -710,13 +684,12 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
         .select(ticketing::schema::outbox::id)
         .first(&mut c)
         .unwrap();
-    let res = app
-        .client
-        .post(format!("/admin/outbox/{mail}/resend"))
-        .header(ContentType::Form)
-        .body(format!("csrf={token}"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        &format!("/admin/outbox/{mail}/resend"),
+        &format!("csrf={token}"),
+    )
+    .await;
     assert_eq!(res.status(), Status::SeeOther);
     let csv = app
         .client
@@ -731,23 +704,19 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
         "{csv}"
     );
 
-    let res = app
-        .client
-        .post("/admin/password")
-        .header(ContentType::Form)
-        .body(format!("csrf={token}&current=wrong&new=short"))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        "/admin/password",
+        &format!("csrf={token}&current=wrong&new=short"),
+    )
+    .await;
     assert_eq!(res.status(), Status::UnprocessableEntity);
-    let res = app
-        .client
-        .post("/admin/password")
-        .header(ContentType::Form)
-        .body(format!(
-            "csrf={token}&current=correct+horse+battery&new=a+much+longer+passphrase"
-        ))
-        .dispatch()
-        .await;
+    let res = post_form(
+        &app.client,
+        "/admin/password",
+        &format!("csrf={token}&current=correct+horse+battery&new=a+much+longer+passphrase"),
+    )
+    .await;
     assert_eq!(res.status(), Status::Ok);
 
     let actions: Vec<String> = audit_log::table
@@ -786,23 +755,10 @@ async fn event_and_ticket_type_edits_are_audited_with_before_and_after() {
         .visibility("private")
         .insert(&mut c);
     let t = add_ticket_type(&mut c, &event, "Seat", 1000, 10);
-    assert_eq!(
-        login(&app.client, "admin@example.com", "correct horse battery").await,
-        Status::SeeOther
-    );
-    let token = csrf(&app.client).await;
-    let post = |path: String, body: String| {
-        let client = &app.client;
-        async move {
-            client
-                .post(path)
-                .header(ContentType::Form)
-                .body(body)
-                .dispatch()
-                .await
-                .status()
-        }
-    };
+    let token = log_in(&app.client, "admin@example.com").await;
+    let client = &app.client;
+    let post =
+        |path: String, body: String| async move { post_form(client, &path, &body).await.status() };
     let id = event.id;
     assert_eq!(post(format!("/admin/events/{id}"), format!("csrf={token}&title=Edited&slug=edit-me&timezone=Europe%2FBerlin&starts_at=2030-01-01T10%3A00&ends_at=2030-01-01T12%3A00&capacity=50&visibility=private")).await, Status::SeeOther);
     assert_eq!(
@@ -872,17 +828,8 @@ async fn event_and_ticket_type_edits_are_audited_with_before_and_after() {
 async fn login_needs_the_token_of_its_own_login_page() {
     let app = TestApp::spawn().await;
     user(&mut app.conn(), "admin@example.com", "admin");
-    let post = |body: String| {
-        let client = &app.client;
-        async move {
-            client
-                .post("/admin/login")
-                .header(ContentType::Form)
-                .body(body)
-                .dispatch()
-                .await
-        }
-    };
+    let client = &app.client;
+    let post = |body: String| async move { post_form(client, "/admin/login", &body).await };
     let password = "email=admin%40example.com&password=correct+horse+battery";
     // No token, or a token from another browser's login page: refused, no session.
     let other = new_client(&app).await;
