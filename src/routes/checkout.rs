@@ -236,25 +236,27 @@ async fn load(db: &Db, token: &str) -> AppResult<Loaded> {
         return Err(AppError::not_found());
     }
     let token = token.to_string();
-    db.run(move |conn| {
-        let booking = Booking::find_by_access_token(conn, &token)?;
-        let booking = refresh(conn, booking, Utc::now())?;
-        let event = Event::find(conn, booking.event_id)?;
-        let items = booking.items(conn)?;
-        let attendees = booking.attendees(conn)?;
-        let types = TicketType::for_event(conn, event.id)?;
-        let ids: Vec<i64> = attendees.iter().map(|a| a.id).collect();
-        let waivers = crate::waivers::for_attendees(conn, &ids)?;
-        Ok(Loaded {
-            booking,
-            event,
-            items,
-            attendees,
-            types,
-            waivers,
-        })
+    db.run(move |conn| load_on(conn, &token)).await
+}
+
+/// [`load`] on a connection already at hand.
+fn load_on(conn: &mut diesel::PgConnection, token: &str) -> AppResult<Loaded> {
+    let booking = Booking::find_by_access_token(conn, token)?;
+    let booking = refresh(conn, booking, Utc::now())?;
+    let event = Event::find(conn, booking.event_id)?;
+    let items = booking.items(conn)?;
+    let attendees = booking.attendees(conn)?;
+    let types = TicketType::for_event(conn, event.id)?;
+    let ids: Vec<i64> = attendees.iter().map(|a| a.id).collect();
+    let waivers = crate::waivers::for_attendees(conn, &ids)?;
+    Ok(Loaded {
+        booking,
+        event,
+        items,
+        attendees,
+        types,
+        waivers,
     })
-    .await
 }
 
 #[derive(Serialize)]
@@ -609,12 +611,18 @@ async fn release(
 
 #[get("/<token>")]
 async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Template> {
-    let l = load(db, token).await?;
-    let paid = l.booking.state() == BookingState::Paid;
-    let id = l.booking.id;
-    let payment = db
-        .run(move |conn| Ok(crate::paypal::flow::Payment::find_by_booking(conn, id)?))
+    if !looks_like_token(token) {
+        return Err(AppError::not_found());
+    }
+    let token = token.to_string();
+    let (l, payment) = db
+        .run(move |conn| {
+            let l = load_on(conn, &token)?;
+            let payment = crate::paypal::flow::Payment::find_by_booking(conn, l.booking.id)?;
+            Ok((l, payment))
+        })
         .await?;
+    let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
     // What was refunded, so a buyer sees a partial refund next to the total.
     ctx["refunded"] = json!(payment.filter(|p| p.refunded_minor > 0).map(|p| Money::new(
