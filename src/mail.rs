@@ -403,7 +403,7 @@ impl Renderer {
                 .map_err(|e| e.to_string())?,
             None => None,
         };
-        let payment = crate::paypal::flow::Payment::find_by_booking(conn, booking.id)
+        let payment = crate::models::Payment::find_by_booking(conn, booking.id)
             .map_err(|e| e.to_string())?
             .map(|p| {
                 json!({

@@ -22,8 +22,8 @@ use rsa::signature::{SignatureEncoding, Signer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::paypal::flow::SIMULATOR_CERT_NAME;
 use crate::paypal::verify::{self, TransmissionHeaders};
+use crate::paypal::SIMULATOR_CERT_NAME;
 
 /// How the simulator behaves; changed with `POST /simulator/control`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

@@ -3,10 +3,12 @@
 
 pub mod booking;
 pub mod event;
+pub mod payment;
 pub mod ticket_type;
 pub mod user;
 
 pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
+pub use payment::Payment;
 pub use ticket_type::{NewTicketType, TicketType};
 pub use user::{NewUser, Role, User};

@@ -3,14 +3,21 @@
 //! one twice. PayPal's word is always read fresh (`GET /v2/checkout/orders/{id}`) before a
 //! booking changes; webhook bodies only say *which* order to look at.
 
+mod capture;
 pub mod client;
-pub mod flow;
+mod order;
+mod reconciliation;
+pub mod refunds;
+pub mod service;
+mod settlement;
 pub mod verify;
+mod webhook_verify;
+mod webhooks;
 
 use std::sync::Arc;
 
 pub use client::{PayPalClient, PayPalError, PayPalMode, PayPalSettings, WebhookVerification};
-pub use flow::{CaptureOutcome, PayPal};
+pub use service::{CaptureOutcome, PayPal, SIMULATOR_CERT_NAME};
 
 /// Builds the PayPal service from settings; fails when the trusted CA files cannot be read.
 pub fn build(
@@ -39,7 +46,7 @@ pub fn build(
             .push(settings.api_base.trim_end_matches('/').to_string());
         policy
             .extra_subject_names
-            .push(flow::SIMULATOR_CERT_NAME.to_string());
+            .push(SIMULATOR_CERT_NAME.to_string());
     }
     Ok(PayPal::new(
         Arc::new(PayPalClient::new(settings)),

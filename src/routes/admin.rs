@@ -407,7 +407,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
             let ids: Vec<i64> = people.iter().map(|a| a.id).collect();
             let ws = crate::waivers::for_attendees(conn, &ids)?;
             let history = b.history(conn)?;
-            let payment = crate::paypal::flow::Payment::find_by_booking(conn, id)?;
+            let payment = crate::models::Payment::find_by_booking(conn, id)?;
             let refund_rows: Vec<(i64, String, String, String, chrono::DateTime<Utc>)> = match &payment {
                 Some(p) => crate::schema::refunds::table
                     .filter(crate::schema::refunds::payment_id.eq(p.id))

@@ -618,7 +618,7 @@ async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Template> {
     let (l, payment) = db
         .run(move |conn| {
             let l = load_on(conn, &token)?;
-            let payment = crate::paypal::flow::Payment::find_by_booking(conn, l.booking.id)?;
+            let payment = crate::models::Payment::find_by_booking(conn, l.booking.id)?;
             Ok((l, payment))
         })
         .await?;

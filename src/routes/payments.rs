@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::Booking;
-use crate::paypal::flow::Payment;
+use crate::models::Payment;
 use crate::paypal::verify::TransmissionHeaders;
 use crate::paypal::{CaptureOutcome, PayPal};
 use crate::routes::checkout::Page;

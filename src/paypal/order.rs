@@ -1,0 +1,117 @@
+//! Starting a payment: the PayPal order, created once per booking.
+
+use chrono::Duration;
+use diesel::prelude::*;
+
+use super::client::NewOrder;
+use super::service::{db_err, PayPal};
+use crate::bookings::lifecycle::transition;
+use crate::error::AppError;
+use crate::models::{Booking, BookingState, Event, Payment};
+use crate::money::Money;
+use crate::schema::{bookings, payments};
+use crate::Db;
+
+impl PayPal {
+    /// Starts (or resumes) paying for a held booking: creates the PayPal order once, moves
+    /// the booking to `awaiting_payment` (extending its hold once), and returns the URL where
+    /// the buyer approves.
+    pub async fn start(&self, db: &Db, booking_id: i64) -> Result<String, AppError> {
+        let (booking, event, existing) = db
+            .run(move |conn| {
+                let booking = Booking::find(conn, booking_id)?;
+                let event = Event::find(conn, booking.event_id)?;
+                let payment = Payment::find_by_booking(conn, booking_id)?;
+                Ok((booking, event, payment))
+            })
+            .await?;
+        match booking.state() {
+            BookingState::Held | BookingState::AwaitingPayment => {}
+            _ => {
+                return Err(AppError::new(
+                    rocket::http::Status::Conflict,
+                    "This booking can no longer be paid.",
+                ))
+            }
+        }
+        let payment = match existing {
+            Some(p) => p,
+            None => {
+                let base = &self.inner.base_url;
+                let new = NewOrder {
+                    booking_id: booking.id,
+                    reference: booking.reference.clone(),
+                    description: format!("{} — {} ticket(s)", event.title, booking.seats),
+                    amount: Money::new(booking.total_minor, &booking.currency),
+                    return_url: format!("{base}/payments/paypal/return"),
+                    cancel_url: format!("{base}/payments/paypal/cancel"),
+                    brand_name: self.inner.site_name.clone(),
+                };
+                let order = self
+                    .client()
+                    .create_order(&new, &format!("order-{}", booking.reference))
+                    .await
+                    .map_err(|e| {
+                        AppError::new(
+                            rocket::http::Status::ServiceUnavailable,
+                            "PayPal could not be reached. Your seats are still held; please try again in a moment.",
+                        )
+                        .with_source(e)
+                    })?;
+                let approve = order
+                    .approve_url()
+                    .ok_or_else(|| {
+                        AppError::internal(format!("order {} has no approve link", order.id))
+                    })?
+                    .to_string();
+                let (amount, currency) = (booking.total_minor, booking.currency.clone());
+                db.run(move |conn| {
+                    diesel::insert_into(payments::table)
+                        .values((
+                            payments::booking_id.eq(booking_id),
+                            payments::order_id.eq(&order.id),
+                            payments::order_status.eq(&order.status),
+                            payments::amount_minor.eq(amount),
+                            payments::currency.eq(&currency),
+                            payments::approve_url.eq(&approve),
+                        ))
+                        .on_conflict(payments::booking_id)
+                        .do_nothing()
+                        .execute(conn)?;
+                    Payment::find_by_booking(conn, booking_id)?.ok_or_else(AppError::not_found)
+                })
+                .await?
+            }
+        };
+        let minutes = i64::from(self.inner.hold_minutes);
+        db.run(move |conn| {
+            conn.transaction(|conn| {
+                let moved = transition(
+                    conn,
+                    booking_id,
+                    &[BookingState::Held],
+                    BookingState::AwaitingPayment,
+                    "buyer sent to PayPal",
+                )?;
+                if moved.is_some() {
+                    // Leaving for PayPal extends the hold once.
+                    diesel::update(
+                        bookings::table
+                            .find(booking_id)
+                            .filter(bookings::hold_extended.eq(false)),
+                    )
+                    .set((
+                        bookings::hold_expires_at
+                            .eq(bookings::hold_expires_at + Duration::minutes(minutes)),
+                        bookings::hold_extended.eq(true),
+                    ))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .map_err(db_err)
+        })
+        .await?;
+        Ok(payment.approve_url)
+    }
+}

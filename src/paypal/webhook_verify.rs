@@ -1,0 +1,81 @@
+//! Verifying webhook deliveries, offline or through PayPal's API.
+
+use std::time::SystemTime;
+
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+
+use super::client::{PayPalMode, WebhookVerification};
+use super::service::PayPal;
+use super::verify::{self, TransmissionHeaders};
+
+impl PayPal {
+    /// Verifies a webhook delivery, offline or through PayPal's API as configured.
+    pub async fn verify_webhook(
+        &self,
+        headers: &TransmissionHeaders,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let settings = &self.client().settings;
+        match settings.verification {
+            WebhookVerification::Api => {
+                let event: Value =
+                    serde_json::from_slice(body).map_err(|_| "body is not JSON".to_string())?;
+                match self
+                    .client()
+                    .verify_webhook_signature(headers, &event)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("PayPal says the signature is not valid".into()),
+                    Err(e) => Err(format!("verification API failed: {e}")),
+                }
+            }
+            WebhookVerification::Offline => {
+                verify::check_cert_url(&headers.cert_url, &self.inner.policy)?;
+                self.load_simulator_ca().await;
+                let pem = self
+                    .client()
+                    .certificate(&headers.cert_url)
+                    .await
+                    .map_err(|e| format!("certificate download failed: {e}"))?;
+                let trust = self.inner.trust.lock().await.clone();
+                verify::verify(
+                    headers,
+                    body,
+                    &settings.webhook_id,
+                    &pem,
+                    &trust,
+                    &self.inner.policy,
+                    SystemTime::now(),
+                )
+            }
+        }
+    }
+
+    /// Outside production with the simulator, trusts the simulator's own CA (fetched once).
+    async fn load_simulator_ca(&self) {
+        if self.inner.policy.extra_url_prefixes.is_empty()
+            || self.client().settings.mode != PayPalMode::Simulator
+        {
+            return;
+        }
+        let mut loaded = self.inner.simulator_ca_loaded.lock().await;
+        if *loaded {
+            return;
+        }
+        let url = format!(
+            "{}/simulator/ca.pem",
+            self.client().settings.api_base.trim_end_matches('/')
+        );
+        if let Ok(pem) = self.client().certificate(&url).await {
+            if let Ok(certs) = verify::pem_certs(&pem) {
+                let mut trust = self.inner.trust.lock().await;
+                trust
+                    .certs
+                    .extend(certs.into_iter().map(CertificateDer::into_owned));
+                *loaded = true;
+            }
+        }
+    }
+}
