@@ -70,7 +70,8 @@ impl Fairing for Headers {
             || path.starts_with("/checkout")
             || path.starts_with("/bookings")
             || path.starts_with("/waivers")
-            || path.starts_with("/admin");
+            || path.starts_with("/admin")
+            || path.starts_with("/payments");
         if personal || res.status() == Status::NotFound {
             res.set_header(Header::new("X-Robots-Tag", "noindex"));
         }

@@ -88,14 +88,17 @@ async fn sweep_holds(
 /// How often bookings stuck in `awaiting_payment` are settled from PayPal.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
-/// Settles bookings awaiting payment for over ten minutes from PayPal's state, and refunds
-/// whose answer from PayPal was lost, so that a lost webhook or a crash between a PayPal call
-/// and its commit loses nothing.
+/// Settles webhooks left unprocessed, payments whose PayPal order is not final (whatever the
+/// booking's state), and refunds whose answer from PayPal was lost, so that a lost webhook or
+/// a crash between a PayPal call and its commit loses nothing.
 async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown: rocket::Shutdown) {
     loop {
         rocket::tokio::select! {
             _ = &mut shutdown => break,
             _ = rocket::tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+        if let Err(e) = paypal.resettle_webhooks(&db, 20).await {
+            tracing::warn!(error = %e, "webhook re-settlement failed");
         }
         if let Err(e) = paypal.reconcile(&db, 20).await {
             tracing::warn!(error = %e, "payment reconciliation failed");

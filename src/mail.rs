@@ -127,6 +127,17 @@ pub fn late_payment(conn: &mut PgConnection, booking_id: i64) -> QueryResult<()>
     )
 }
 
+/// "Your payment came after the booking closed; it is refunded in full." Once per booking.
+pub fn payment_returned(conn: &mut PgConnection, booking_id: i64) -> QueryResult<()> {
+    enqueue(
+        conn,
+        "payment_returned",
+        &format!("payment_returned:{booking_id}"),
+        booking_id,
+        None,
+    )
+}
+
 /// Queues one reminder, once, for each attendee of a paid booking whose event needs a waiver,
 /// starts within 24 hours, and whose waiver is not signed yet. Returns how many were queued.
 pub fn queue_waiver_reminders(conn: &mut PgConnection) -> QueryResult<usize> {
@@ -452,6 +463,10 @@ impl Renderer {
             "refund" => format!("Your booking {} was refunded", booking.reference),
             "partial_refund" => format!("Part of your booking {} was refunded", booking.reference),
             "cancellation" => format!("Your booking {} was cancelled", booking.reference),
+            "payment_returned" => format!(
+                "Your payment for {} is being refunded ({})",
+                event.title, booking.reference
+            ),
             _ => format!("Your payment for {} came too late", event.title),
         };
         let (name, email) = match &attendee {

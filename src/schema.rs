@@ -146,6 +146,8 @@ diesel::table! {
         reconciled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        capture_claimed_until -> Nullable<Timestamptz>,
+        unhonoured_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -163,6 +165,7 @@ diesel::table! {
         created_at -> Timestamptz,
         attempted_at -> Timestamptz,
         form_token -> Nullable<Text>,
+        automatic -> Bool,
     }
 }
 
@@ -225,6 +228,8 @@ diesel::table! {
         received_at -> Timestamptz,
         processed_at -> Nullable<Timestamptz>,
         outcome -> Text,
+        attempts -> Int4,
+        attempted_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -28,6 +28,30 @@ pub fn looks_like_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A value derived from a secret (`purpose` keeps derivations for different uses apart):
+/// SHA-256, base64url, 22 characters (132 bits). It proves knowledge of `secret` without
+/// revealing it.
+pub fn derived(purpose: &str, secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(purpose.as_bytes())
+        .chain_update([0u8])
+        .chain_update(secret.as_bytes())
+        .finalize();
+    let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    s.truncate(22);
+    s
+}
+
+/// Compares two strings in time that depends only on their lengths.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,13 +55,15 @@ impl BookingState {
         )
     }
 
-    /// The states a booking may move to from this one.
+    /// The states a booking may move to from this one (the whole machine is drawn in
+    /// `bookings::lifecycle`). Cancelled, refunded and reversed are terminal.
     pub fn can_become(self, to: BookingState) -> bool {
         use BookingState::*;
         matches!(
             (self, to),
             (Held, AwaitingPayment | Paid | Expired | Cancelled)
                 | (AwaitingPayment, Paid | Expired | Cancelled)
+                | (Expired, AwaitingPayment)
                 | (Paid, Cancelled | Refunded | Reversed)
         )
     }

@@ -25,6 +25,10 @@ pub struct Payment {
     pub reconciled_at: Option<chrono::DateTime<Utc>>,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+    /// A capture is in flight until then (see `bookings::lifecycle`).
+    pub capture_claimed_until: Option<chrono::DateTime<Utc>>,
+    /// Money arrived for a booking that could not be honoured; refunded automatically.
+    pub unhonoured_at: Option<chrono::DateTime<Utc>>,
 }
 
 impl Payment {

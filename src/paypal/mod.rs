@@ -5,7 +5,7 @@
 
 mod capture;
 pub mod client;
-mod order;
+pub mod order;
 mod reconciliation;
 pub mod refunds;
 pub mod service;

@@ -38,13 +38,16 @@ impl PayPal {
             Some(p) => p,
             None => {
                 let base = &self.inner.base_url;
+                // PayPal sends the buyer back with its order id; only this opaque value, which
+                // only the buyer's browser was given, opens the booking (never the order id).
+                let state = return_state(&booking.access_token);
                 let new = NewOrder {
                     booking_id: booking.id,
                     reference: booking.reference.clone(),
                     description: format!("{} — {} ticket(s)", event.title, booking.seats),
                     amount: Money::new(booking.total_minor, &booking.currency),
-                    return_url: format!("{base}/payments/paypal/return"),
-                    cancel_url: format!("{base}/payments/paypal/cancel"),
+                    return_url: format!("{base}/payments/paypal/return?state={state}"),
+                    cancel_url: format!("{base}/payments/paypal/cancel?state={state}"),
                     brand_name: self.inner.site_name.clone(),
                 };
                 let order = self
@@ -114,4 +117,12 @@ impl PayPal {
         .await?;
         Ok(payment.approve_url)
     }
+}
+
+/// The opaque value in a booking's PayPal return and cancel URLs: derived from the booking's
+/// secret, so it is stable across repeated order creations (same request id, same URLs) and
+/// unknown to anyone who only knows the order id
+/// (test `payment_races::the_paypal_order_id_alone_opens_nothing`).
+pub fn return_state(access_token: &str) -> String {
+    crate::tokens::derived("paypal-return", access_token)
 }

@@ -112,7 +112,12 @@ impl PayPal {
     /// same refund) — and records PayPal's answer once. A refusal of the first ask marks the
     /// row `FAILED`; a refusal of a re-ask is unclear (did the first one go through?) and
     /// marks it `REVIEW`; no answer leaves it `REQUESTED`.
-    async fn issue_refund(&self, db: &Db, refund_id: i64, reask: bool) -> Result<(), AppError> {
+    pub(super) async fn issue_refund(
+        &self,
+        db: &Db,
+        refund_id: i64,
+        reask: bool,
+    ) -> Result<(), AppError> {
         let (row, payment, booking) = db
             .run(move |conn| {
                 let row: RefundRow = refunds::table

@@ -40,6 +40,10 @@ pub enum CaptureOutcome {
     },
     /// The hold had expired and its seats were gone: nothing was captured, nothing charged.
     LateNoSeats,
+    /// The booking was cancelled (by the buyer or an admin) before the capture: nothing charged.
+    Cancelled,
+    /// Money arrived for a booking that could not be honoured: it is being refunded in full.
+    Refunded,
     /// The booking is already settled (refunded, cancelled...) or has no payment.
     Closed,
     /// PayPal could not be reached; nothing is lost, reconciliation will retry.

@@ -1,14 +1,25 @@
-//! Settlement: PayPal's view of an order applied to the booking.
+//! Settlement: PayPal's view of an order applied to the booking, in one transaction under
+//! the booking's row lock, through the state machine of `bookings::lifecycle`. Every path
+//! that learns something about an order (the buyer's return, the capture answer, webhooks,
+//! reconciliation) ends here.
+//!
+//! Money that arrives for a booking that cannot be honoured (it expired and its seats are
+//! gone, or it was cancelled or released before the capture landed) marks the payment
+//! `unhonoured_at`, queues the buyer's "payment returned" mail, and writes down an automatic
+//! full refund (request id `refund-auto-<payment>`, so at most one) that is sent to PayPal
+//! right after the commit and re-asked by refund reconciliation if the answer is lost
+//! (test `payment_races::a_capture_that_lands_after_expiry_is_recorded_and_refunded`).
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
 use super::client::Order;
+use super::refunds::REFUND_REQUESTED;
 use super::service::{db_err, load_payment, CaptureOutcome, PayPal};
-use crate::bookings::lifecycle::transition;
+use crate::bookings::lifecycle::{reopen_expired, transition, Reopen};
 use crate::error::AppError;
-use crate::models::{Booking, BookingState};
-use crate::schema::{bookings, payments};
+use crate::models::{Booking, BookingState, Payment};
+use crate::schema::{booking_history, bookings, payments, refunds};
 use crate::Db;
 
 impl PayPal {
@@ -27,7 +38,22 @@ impl PayPal {
         self.settle(db, payment_id, &order).await
     }
 
-    /// Applies PayPal's view of `order` to the booking, in one synchronous transaction.
+    /// Reads the order from PayPal and settles from it, never capturing.
+    pub(super) async fn settle_known(
+        &self,
+        db: &Db,
+        payment_id: i64,
+    ) -> Result<CaptureOutcome, AppError> {
+        let (payment, _) = load_payment(db, payment_id).await?;
+        match self.client().get_order(&payment.order_id).await {
+            Ok(order) => self.settle(db, payment_id, &order).await,
+            Err(e) if e.is_transient() => Ok(CaptureOutcome::Unavailable),
+            Err(e) => Err(AppError::internal(e)),
+        }
+    }
+
+    /// Applies PayPal's view of `order` to the booking, then sends an automatic refund that
+    /// the settlement wrote down (money without seats).
     pub async fn settle(
         &self,
         db: &Db,
@@ -35,119 +61,241 @@ impl PayPal {
         order: &Order,
     ) -> Result<CaptureOutcome, AppError> {
         let order = order.clone();
-        let (payment, _) = load_payment(db, payment_id).await?;
-        let capture = order.capture().cloned();
-        let outcome = db
+        let (outcome, refund) = db
             .run(move |conn| {
-                conn.transaction::<_, diesel::result::Error, _>(|conn| {
-                    let booking = Booking::find(conn, payment.booking_id)?;
-                    // A declined capture we have not seen yet moves to the next request id
-                    // (seen again, e.g. from a webhook, it changes nothing).
-                    if let Some(c) = capture.as_ref().filter(|c| c.status == "DECLINED" || c.status == "FAILED") {
-                        diesel::update(
-                            payments::table
-                                .find(payment_id)
-                                .filter(payments::capture_id.is_distinct_from(Some(c.id.clone()))),
-                        )
-                        .set(payments::capture_attempt.eq(payments::capture_attempt + 1))
-                        .execute(conn)?;
-                    }
-                    diesel::update(payments::table.find(payment_id))
-                        .set((
-                            payments::order_status.eq(&order.status),
-                            payments::capture_id.eq(capture.as_ref().map(|c| c.id.clone())),
-                            payments::capture_status.eq(capture.as_ref().map(|c| c.status.clone())),
-                            payments::updated_at.eq(diesel::dsl::now),
-                        ))
-                        .execute(conn)?;
-                    let Some(capture) = capture else {
-                        return Ok(match order.status.as_str() {
-                            "VOIDED" => CaptureOutcome::Closed,
-                            _ => CaptureOutcome::NotApproved { approve_url: payment.approve_url.clone() },
-                        });
-                    };
-                    let note = format!("PayPal capture {} {}", capture.id, capture.status);
-                    Ok(match capture.status.as_str() {
-                        "COMPLETED" => {
-                            let mut state = booking.state();
-                            if !state.holds_seats() && matches!(state, BookingState::Expired | BookingState::Cancelled) && revive(conn, booking.id)? {
-                                state = BookingState::AwaitingPayment;
-                            }
-                            if matches!(state, BookingState::Held | BookingState::AwaitingPayment) {
-                                // The confirmation and waiver mails are queued by the transition.
-                                transition(conn, booking.id, &[BookingState::Held, BookingState::AwaitingPayment], BookingState::Paid, &note)?;
-                                CaptureOutcome::Paid
-                            } else if state == BookingState::Paid {
-                                CaptureOutcome::Paid
-                            } else {
-                                tracing::error!(booking = booking.id, state = ?state, "money captured for a booking without seats; refund it from the admin area");
-                                CaptureOutcome::Closed
-                            }
-                        }
-                        "PENDING" => {
-                            // PayPal is still deciding: keep the seats until it does.
-                            diesel::update(bookings::table.find(booking.id).filter(bookings::state.eq_any(["held", "awaiting_payment"])))
-                                .set(bookings::hold_expires_at.eq(Utc::now() + Duration::days(7)))
-                                .execute(conn)?;
-                            transition(conn, booking.id, &[BookingState::Held], BookingState::AwaitingPayment, &note)?;
-                            CaptureOutcome::Pending
-                        }
-                        "DECLINED" | "FAILED" => CaptureOutcome::Declined { approve_url: payment.approve_url.clone() },
-                        "REFUNDED" => {
-                            transition(conn, booking.id, &[BookingState::Paid], BookingState::Refunded, &note)?;
-                            CaptureOutcome::Closed
-                        }
-                        "PARTIALLY_REFUNDED" => CaptureOutcome::Paid,
-                        "REVERSED" => {
-                            transition(conn, booking.id, &[BookingState::Paid], BookingState::Reversed, &note)?;
-                            CaptureOutcome::Closed
-                        }
-                        _ => CaptureOutcome::Pending,
-                    })
-                })
-                .map_err(db_err)
+                conn.transaction(|conn| apply(conn, payment_id, &order))
+                    .map_err(db_err)
             })
             .await?;
+        if let Some(refund_id) = refund {
+            if let Err(e) = self.issue_refund(db, refund_id, false).await {
+                tracing::warn!(refund = refund_id, error = %e, "automatic refund not confirmed yet; it will be asked again");
+            }
+        }
         Ok(outcome)
     }
 }
 
-/// Takes the seats of an expired (or expired-then-cancelled) booking again for a late
-/// approval: only if they are all still free. Moves it back to `awaiting_payment`.
-pub(super) fn revive(conn: &mut PgConnection, booking_id: i64) -> QueryResult<bool> {
-    let booking = bookings::table
+/// The settlement transaction: returns the outcome and the id of an automatic refund to send.
+fn apply(
+    conn: &mut PgConnection,
+    payment_id: i64,
+    order: &Order,
+) -> QueryResult<(CaptureOutcome, Option<i64>)> {
+    let booking_id: i64 = payments::table
+        .find(payment_id)
+        .select(payments::booking_id)
+        .first(conn)?;
+    let booking: Booking = bookings::table
         .find(booking_id)
         .for_update()
         .select(Booking::as_select())
         .first(conn)?;
-    if !matches!(
-        booking.state(),
-        BookingState::Expired | BookingState::Cancelled
-    ) {
-        return Ok(booking.state().holds_seats());
+    let payment: Payment = payments::table
+        .find(payment_id)
+        .for_update()
+        .select(Payment::as_select())
+        .first(conn)?;
+    let capture = order.capture().cloned();
+    // A declined capture we have not seen yet moves to the next request id (seen again,
+    // e.g. from a webhook, it changes nothing).
+    if let Some(c) = capture
+        .as_ref()
+        .filter(|c| c.status == "DECLINED" || c.status == "FAILED")
+    {
+        if payment.capture_id.as_deref() != Some(c.id.as_str()) {
+            diesel::update(payments::table.find(payment_id))
+                .set(payments::capture_attempt.eq(payments::capture_attempt + 1))
+                .execute(conn)?;
+        }
     }
-    let items = booking.items(conn)?;
-    let type_ids: Vec<i64> = items.iter().map(|i| i.ticket_type_id).collect();
-    let qtys: Vec<i32> = items.iter().map(|i| i.quantity).collect();
-    // The buyer agreed to pay while the sale was open, so the sale window is not checked again.
-    if !crate::bookings::holds::take_seats(conn, booking.event_id, &type_ids, &qtys, false)? {
-        return Ok(false);
-    }
-    diesel::update(bookings::table.find(booking_id))
+    // The capture claim ends once PayPal's answer about a capture is known.
+    let claim = if capture.is_some() || order.status != "APPROVED" {
+        None
+    } else {
+        payment.capture_claimed_until
+    };
+    diesel::update(payments::table.find(payment_id))
         .set((
-            bookings::state.eq(BookingState::AwaitingPayment.as_str()),
-            bookings::closed_at.eq(None::<chrono::DateTime<Utc>>),
-            bookings::hold_expires_at.eq(Utc::now() + Duration::minutes(30)),
-            bookings::updated_at.eq(diesel::dsl::now),
+            payments::order_status.eq(&order.status),
+            payments::capture_id.eq(capture.as_ref().map(|c| c.id.clone())),
+            payments::capture_status.eq(capture.as_ref().map(|c| c.status.clone())),
+            payments::capture_claimed_until.eq(claim),
+            payments::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)?;
-    diesel::insert_into(crate::schema::booking_history::table)
-        .values((
-            crate::schema::booking_history::booking_id.eq(booking_id),
-            crate::schema::booking_history::from_state.eq(booking.state.clone()),
-            crate::schema::booking_history::to_state.eq("awaiting_payment"),
-            crate::schema::booking_history::note.eq("late approval: seats taken again"),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    let Some(capture) = capture else {
+        return Ok((
+            match order.status.as_str() {
+                "VOIDED" => CaptureOutcome::Closed,
+                _ => CaptureOutcome::NotApproved {
+                    approve_url: payment.approve_url.clone(),
+                },
+            },
+            None,
+        ));
+    };
+    let note = format!("PayPal capture {} {}", capture.id, capture.status);
+    let state = booking.state();
+    Ok(match capture.status.as_str() {
+        "COMPLETED" | "PARTIALLY_REFUNDED" => money_arrived(conn, &booking, &payment, &note)?,
+        "PENDING" => {
+            let holding = match state {
+                BookingState::Held | BookingState::AwaitingPayment => true,
+                BookingState::Expired => reopen_expired(conn, booking.id)? == Reopen::Holding,
+                _ => false,
+            };
+            if holding {
+                // PayPal is still deciding: keep the seats until it does.
+                diesel::update(bookings::table.find(booking.id))
+                    .set(bookings::hold_expires_at.eq(Utc::now() + Duration::days(7)))
+                    .execute(conn)?;
+                transition(
+                    conn,
+                    booking.id,
+                    &[BookingState::Held],
+                    BookingState::AwaitingPayment,
+                    &note,
+                )?;
+            }
+            (CaptureOutcome::Pending, None)
+        }
+        "DECLINED" | "FAILED" => (
+            CaptureOutcome::Declined {
+                approve_url: payment.approve_url.clone(),
+            },
+            None,
+        ),
+        "REFUNDED" => {
+            if state == BookingState::Paid {
+                transition(
+                    conn,
+                    booking.id,
+                    &[BookingState::Paid],
+                    BookingState::Refunded,
+                    &note,
+                )?;
+            }
+            (refunded_outcome(&payment), None)
+        }
+        "REVERSED" => {
+            if state == BookingState::Paid {
+                transition(
+                    conn,
+                    booking.id,
+                    &[BookingState::Paid],
+                    BookingState::Reversed,
+                    &note,
+                )?;
+            }
+            (CaptureOutcome::Closed, None)
+        }
+        _ => (CaptureOutcome::Pending, None),
+    })
+}
+
+fn refunded_outcome(payment: &Payment) -> CaptureOutcome {
+    if payment.unhonoured_at.is_some() {
+        CaptureOutcome::Refunded
+    } else {
+        CaptureOutcome::Closed
+    }
+}
+
+/// A completed capture: the booking is paid if it can be honoured, or the money goes back.
+fn money_arrived(
+    conn: &mut PgConnection,
+    booking: &Booking,
+    payment: &Payment,
+    note: &str,
+) -> QueryResult<(CaptureOutcome, Option<i64>)> {
+    let pay = |conn: &mut PgConnection| {
+        transition(
+            conn,
+            booking.id,
+            &[BookingState::Held, BookingState::AwaitingPayment],
+            BookingState::Paid,
+            note,
+        )
+    };
+    match booking.state() {
+        BookingState::Paid => Ok((CaptureOutcome::Paid, None)),
+        BookingState::Held | BookingState::AwaitingPayment => {
+            // The confirmation and waiver mails are queued by the transition.
+            pay(conn)?;
+            Ok((CaptureOutcome::Paid, None))
+        }
+        BookingState::Expired => match reopen_expired(conn, booking.id)? {
+            Reopen::Holding => {
+                pay(conn)?;
+                Ok((CaptureOutcome::Paid, None))
+            }
+            _ => unhonoured(
+                conn,
+                booking,
+                payment,
+                "its hold had expired and the seats are gone",
+            ),
+        },
+        // A booking that was paid and then cancelled by an admin, refunded or reversed: what
+        // happens to its money was decided then; a late word from PayPal changes nothing.
+        _ if booking.paid_at.is_some() => Ok((refunded_outcome(payment), None)),
+        _ => unhonoured(conn, booking, payment, "it had been cancelled"),
+    }
+}
+
+/// Money without seats: recorded on the payment, the buyer mailed, a full refund written down.
+fn unhonoured(
+    conn: &mut PgConnection,
+    booking: &Booking,
+    payment: &Payment,
+    why: &str,
+) -> QueryResult<(CaptureOutcome, Option<i64>)> {
+    if payment.unhonoured_at.is_none() {
+        diesel::update(payments::table.find(payment.id))
+            .set(payments::unhonoured_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        crate::mail::payment_returned(conn, booking.id)?;
+        diesel::insert_into(booking_history::table)
+            .values((
+                booking_history::booking_id.eq(booking.id),
+                booking_history::from_state.eq(&booking.state),
+                booking_history::to_state.eq(&booking.state),
+                booking_history::note
+                    .eq(format!("money arrived after {why}: refunded automatically")),
+            ))
+            .execute(conn)?;
+        tracing::warn!(
+            booking = booking.id,
+            payment = payment.id,
+            "money arrived for a booking that cannot be honoured; refunding it"
+        );
+    }
+    let left = payment.amount_minor - payment.refunded_minor;
+    let in_flight: i64 = refunds::table
+        .filter(refunds::payment_id.eq(payment.id))
+        .filter(refunds::status.eq(REFUND_REQUESTED))
+        .count()
+        .get_result(conn)?;
+    let refund = if left > 0 && in_flight == 0 {
+        diesel::insert_into(refunds::table)
+            .values((
+                refunds::payment_id.eq(payment.id),
+                refunds::request_id.eq(format!("refund-auto-{}", payment.id)),
+                refunds::amount_minor.eq(left),
+                refunds::currency.eq(&payment.currency),
+                refunds::status.eq(REFUND_REQUESTED),
+                refunds::note.eq(format!("Automatic refund: {why}.")),
+                refunds::attempted_at.eq(Utc::now()),
+                refunds::automatic.eq(true),
+            ))
+            .on_conflict(refunds::request_id)
+            .do_nothing()
+            .returning(refunds::id)
+            .get_result::<i64>(conn)
+            .optional()?
+    } else {
+        None
+    };
+    Ok((CaptureOutcome::Refunded, refund))
 }

@@ -1,28 +1,50 @@
-//! Webhooks: recorded once by event id, then settled from a fresh look at the order.
+//! Webhooks: recorded by event id, settled from a fresh look at the order, and only then
+//! marked processed. A settlement that fails for now (PayPal's GET fails, a database error)
+//! leaves the row unprocessed and is answered 503, so PayPal delivers it again; a redelivery
+//! of an unprocessed event is settled, of a processed one ignored; and a job settles rows
+//! left unprocessed by a crash or a lost redelivery
+//! (test `payment_races::a_webhook_whose_settlement_fails_is_retried_not_swallowed`).
 
 use diesel::prelude::*;
+use rocket::http::Status;
 use serde_json::Value;
 
-use super::service::PayPal;
+use super::service::{db_err, CaptureOutcome, IdRow, PayPal};
 use crate::error::AppError;
 use crate::models::Payment;
 use crate::schema::webhook_events;
 use crate::Db;
 
+/// The event types that can change a booking; others are stored only.
+const HANDLED: [&str; 8] = [
+    "CHECKOUT.ORDER.APPROVED",
+    "PAYMENT.CAPTURE.COMPLETED",
+    "PAYMENT.CAPTURE.PENDING",
+    "PAYMENT.CAPTURE.DECLINED",
+    "PAYMENT.CAPTURE.DENIED",
+    "PAYMENT.CAPTURE.REFUNDED",
+    "PAYMENT.CAPTURE.REVERSED",
+    "CHECKOUT.PAYMENT-APPROVAL.REVERSED",
+];
+
+/// How long unprocessed rows are re-settled by the job before they are left to
+/// reconciliation (PayPal itself redelivers for three days).
+const RESETTLE_FOR_HOURS: i64 = 72;
+
 impl PayPal {
-    /// Handles a verified webhook: records it once by event id, then settles the order it is
-    /// about from a fresh GET. Returns a short outcome for the log.
+    /// Handles a verified webhook: records it by event id (once), settles the order it is
+    /// about from a fresh GET unless the event was processed before, then marks it processed.
+    /// Returns a short outcome for the log; an error with a 5xx status asks for redelivery.
     pub async fn handle_webhook(&self, db: &Db, body: &[u8]) -> Result<String, AppError> {
         let event: Value = serde_json::from_slice(body)
             .map_err(|_| AppError::bad_request("The body is not JSON."))?;
         let event_id = event["id"].as_str().unwrap_or_default().to_string();
-        if event_id.is_empty() {
-            return Err(AppError::bad_request("The event has no id."));
+        if event_id.is_empty() || event_id.len() > 200 {
+            return Err(AppError::bad_request("The event has no usable id."));
         }
         let event_type = event["event_type"].as_str().unwrap_or_default().to_string();
         let resource = &event["resource"];
         let order_id = order_id_of(&event_type, resource);
-        let capture_id = capture_id_of(&event_type, resource);
         let (eid, etype, oid) = (event_id.clone(), event_type.clone(), order_id.clone());
         let rtype = event["resource_type"]
             .as_str()
@@ -30,9 +52,9 @@ impl PayPal {
             .to_string();
         let rid = resource["id"].as_str().unwrap_or_default().to_string();
         let stored = event.clone();
-        let fresh = db
+        let processed = db
             .run(move |conn| {
-                Ok(diesel::insert_into(webhook_events::table)
+                diesel::insert_into(webhook_events::table)
                     .values((
                         webhook_events::event_id.eq(&eid),
                         webhook_events::event_type.eq(&etype),
@@ -43,63 +65,150 @@ impl PayPal {
                     ))
                     .on_conflict(webhook_events::event_id)
                     .do_nothing()
-                    .execute(conn)?
-                    == 1)
+                    .execute(conn)?;
+                Ok(webhook_events::table
+                    .filter(webhook_events::event_id.eq(&eid))
+                    .select(webhook_events::processed_at)
+                    .first::<Option<chrono::DateTime<chrono::Utc>>>(conn)?
+                    .is_some())
             })
             .await?;
-        if !fresh {
+        if processed {
             return Ok(format!("duplicate {event_type} {event_id}: ignored"));
         }
-        const HANDLED: [&str; 8] = [
-            "CHECKOUT.ORDER.APPROVED",
-            "PAYMENT.CAPTURE.COMPLETED",
-            "PAYMENT.CAPTURE.PENDING",
-            "PAYMENT.CAPTURE.DECLINED",
-            "PAYMENT.CAPTURE.DENIED",
-            "PAYMENT.CAPTURE.REFUNDED",
-            "PAYMENT.CAPTURE.REVERSED",
-            "CHECKOUT.PAYMENT-APPROVAL.REVERSED",
-        ];
-        let outcome = if !HANDLED.contains(&event_type.as_str()) {
-            "stored".to_string()
+        let outcome = self.process(db, &event_id, &event).await?;
+        Ok(format!("{event_type} {event_id}: {outcome}"))
+    }
+
+    /// Settles a recorded event and marks it processed, or records the failure (and returns
+    /// it as a 503) leaving it for a redelivery or the job.
+    async fn process(&self, db: &Db, event_id: &str, event: &Value) -> Result<String, AppError> {
+        let event_type = event["event_type"].as_str().unwrap_or_default();
+        let result = if HANDLED.contains(&event_type) {
+            self.settle_event(db, event_type, &event["resource"]).await
         } else {
-            let (oid, cid) = (order_id.clone(), capture_id.clone());
-            let payment = db
-                .run(move |conn| {
-                    let by_order = match &oid {
-                        Some(o) => Payment::find_by_order(conn, o)?,
-                        None => None,
-                    };
-                    Ok(match (by_order, &cid) {
-                        (Some(p), _) => Some(p),
-                        (None, Some(c)) => Payment::find_by_capture(conn, c)?,
-                        (None, None) => None,
-                    })
+            Ok("stored".to_string())
+        };
+        let eid = event_id.to_string();
+        match result {
+            Ok(outcome) => {
+                let out = outcome.clone();
+                db.run(move |conn| {
+                    diesel::update(webhook_events::table.filter(webhook_events::event_id.eq(&eid)))
+                        .set((
+                            webhook_events::processed_at.eq(diesel::dsl::now),
+                            webhook_events::outcome.eq(&out),
+                            webhook_events::attempts.eq(webhook_events::attempts + 1),
+                        ))
+                        .execute(conn)?;
+                    Ok(())
                 })
                 .await?;
-            match payment {
-                None => "no matching payment".to_string(),
-                Some(p) => match self.settle_fresh(db, p.id).await {
-                    Ok(o) => format!("{o:?}"),
-                    Err(e) => {
-                        tracing::error!(error = %e, event = %event_id, "webhook settlement failed");
-                        format!("error: {}", e.message)
-                    }
-                },
+                Ok(outcome)
             }
+            Err(e) => {
+                tracing::warn!(error = %e, event = %event_id, "webhook settlement failed; left for redelivery");
+                let out = format!("failed: {}", e.message);
+                // Best effort: if even this fails, the row stays unprocessed all the same.
+                let _ = db
+                    .run(move |conn| {
+                        diesel::update(
+                            webhook_events::table.filter(webhook_events::event_id.eq(&eid)),
+                        )
+                        .set((
+                            webhook_events::outcome.eq(&out),
+                            webhook_events::attempts.eq(webhook_events::attempts + 1),
+                            webhook_events::attempted_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(conn)?;
+                        Ok(())
+                    })
+                    .await;
+                Err(AppError::new(
+                    Status::ServiceUnavailable,
+                    "The event could not be settled now; deliver it again.",
+                )
+                .with_source(e))
+            }
+        }
+    }
+
+    /// Settles the payment a webhook is about; PayPal being unreachable is a failure.
+    async fn settle_event(
+        &self,
+        db: &Db,
+        event_type: &str,
+        resource: &Value,
+    ) -> Result<String, AppError> {
+        let oid = order_id_of(event_type, resource);
+        let cid = capture_id_of(event_type, resource);
+        let payment = db
+            .run(move |conn| {
+                let by_order = match &oid {
+                    Some(o) => Payment::find_by_order(conn, o)?,
+                    None => None,
+                };
+                Ok(match (by_order, &cid) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(c)) => Payment::find_by_capture(conn, c)?,
+                    (None, None) => None,
+                })
+            })
+            .await?;
+        let Some(p) = payment else {
+            return Ok("no matching payment".to_string());
         };
-        let (eid, out) = (event_id.clone(), outcome.clone());
-        db.run(move |conn| {
-            diesel::update(webhook_events::table.filter(webhook_events::event_id.eq(&eid)))
-                .set((
-                    webhook_events::processed_at.eq(diesel::dsl::now),
-                    webhook_events::outcome.eq(&out),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
-        .await?;
-        Ok(format!("{event_type} {event_id}: {outcome}"))
+        match self.settle_fresh(db, p.id).await? {
+            CaptureOutcome::Unavailable => Err(AppError::new(
+                Status::ServiceUnavailable,
+                "PayPal could not be reached",
+            )),
+            o => Ok(format!("{o:?}")),
+        }
+    }
+
+    /// Settles webhook rows left unprocessed for over a minute (a failed settlement whose
+    /// redelivery was lost, a crash between recording and settling), claiming each for two
+    /// minutes so that several instances never work on the same one. Returns how many.
+    pub async fn resettle_webhooks(&self, db: &Db, limit: i64) -> Result<usize, AppError> {
+        let rows: Vec<(String, Value)> = db
+            .run(move |conn| {
+                let ids: Vec<i64> = diesel::sql_query(
+                    "UPDATE webhook_events SET attempted_at = now() WHERE id IN (
+                        SELECT id FROM webhook_events
+                         WHERE processed_at IS NULL
+                           AND received_at < now() - interval '1 minute'
+                           AND received_at > now() - make_interval(hours => $2)
+                           AND (attempted_at IS NULL OR attempted_at < now() - interval '2 minutes')
+                         ORDER BY received_at LIMIT $1
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING id",
+                )
+                .bind::<diesel::sql_types::BigInt, _>(limit)
+                .bind::<diesel::sql_types::Integer, _>(RESETTLE_FOR_HOURS as i32)
+                .load::<IdRow>(conn)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+                Ok(webhook_events::table
+                    .filter(webhook_events::id.eq_any(ids))
+                    .select((webhook_events::event_id, webhook_events::body))
+                    .load(conn)?)
+            })
+            .await
+            .map_err(db_err)?;
+        let n = rows.len();
+        for (event_id, body) in rows {
+            match self.process(db, &event_id, &body).await {
+                Ok(outcome) => {
+                    tracing::info!(event = %event_id, %outcome, "webhook settled by the job")
+                }
+                Err(e) => {
+                    tracing::warn!(event = %event_id, error = %e, "webhook still not settled")
+                }
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -59,11 +59,52 @@ pub struct HoldForm {
     qty: HashMap<String, String>,
 }
 
+/// The cookie that ties a ticket form's token to the browser that was shown the form.
+const BROWSER_COOKIE: &str = "bid";
+
+/// The browser's random id, set (HttpOnly, SameSite=Lax) when an event page is shown. A hold
+/// made with a form token is found again (a double click, the back button) only by the
+/// browser that made it: the stored key is derived from this id, the event and the form
+/// token, so a token planted in another buyer's form and replayed leads nowhere (test
+/// `bookings::a_replayed_form_token_never_reveals_another_buyers_booking`). A cross-site
+/// form post does not carry the cookie, so it makes an unkeyed hold.
+pub fn ensure_browser_id(jar: &rocket::http::CookieJar<'_>, secure: bool) {
+    if jar.get(BROWSER_COOKIE).is_none() {
+        jar.add(
+            rocket::http::Cookie::build((BROWSER_COOKIE, crate::tokens::url_token(18)))
+                .path("/")
+                .http_only(true)
+                .same_site(rocket::http::SameSite::Lax)
+                .secure(secure)
+                .max_age(rocket::time::Duration::days(1)),
+        );
+    }
+}
+
+/// The idempotency key of a hold: only for a server-made form token and this browser's id.
+fn hold_key(
+    jar: &rocket::http::CookieJar<'_>,
+    event_id: i64,
+    form_token: Option<&str>,
+) -> Option<String> {
+    let token = form_token.filter(|t| looks_like_token(t))?;
+    let browser = jar
+        .get(BROWSER_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|b| looks_like_token(b))?;
+    Some(crate::tokens::derived(
+        "hold-key",
+        &format!("{browser}|{event_id}|{token}"),
+    ))
+}
+
 /// Creates a hold from the ticket form of an event page (public or private).
 #[post("/hold", data = "<form>")]
+#[allow(clippy::too_many_arguments)]
 async fn hold(
     db: &State<Db>,
     config: &State<Config>,
+    jar: &rocket::http::CookieJar<'_>,
     availability: &State<Availability>,
     limit: &State<IpRateLimit>,
     client: ClientIp,
@@ -80,6 +121,7 @@ async fn hold(
     let Ok(event_id) = form.event_id.trim().parse::<i64>() else {
         return Err(AppError::not_found());
     };
+    let key = hold_key(jar, event_id, form.form_token.as_deref());
     let private_token = form.private_token.clone().filter(|t| !t.is_empty());
     let private_token_shown = private_token.clone();
     let form_token = form.form_token.clone().unwrap_or_default();
@@ -131,7 +173,7 @@ async fn hold(
             let request = HoldRequest {
                 event_id: event.id,
                 quantities,
-                idempotency_key: form.form_token.clone().filter(|t| looks_like_token(t)),
+                idempotency_key: key,
             };
             if errors.is_empty() {
                 match create_hold(conn, &event, &types, &request, now, hold_minutes) {

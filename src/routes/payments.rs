@@ -21,12 +21,20 @@ pub fn routes() -> Vec<Route> {
     routes![paypal_return, paypal_cancel, webhook]
 }
 
-/// The payment and booking of a PayPal order id (`token` in PayPal's return URLs).
-async fn by_order(db: &Db, order_id: &str) -> AppResult<(Payment, Booking)> {
-    let order_id = order_id.to_string();
+/// The payment and booking of a PayPal order id (`token` in PayPal's return URLs), only
+/// together with the booking's return state (`state`, which only the buyer's browser got):
+/// the order id alone, which staff and PayPal's mails show, opens nothing (404).
+async fn by_order(db: &Db, order_id: &str, state: Option<&str>) -> AppResult<(Payment, Booking)> {
+    let Some(state) = state.filter(|s| crate::tokens::looks_like_token(s)) else {
+        return Err(AppError::not_found());
+    };
+    let (order_id, state) = (order_id.to_string(), state.to_string());
     db.run(move |conn| {
         let p = Payment::find_by_order(conn, &order_id)?.ok_or_else(AppError::not_found)?;
         let b = Booking::find(conn, p.booking_id)?;
+        if !crate::tokens::same(&crate::paypal::order::return_state(&b.access_token), &state) {
+            return Err(AppError::not_found());
+        }
         Ok((p, b))
     })
     .await
@@ -40,6 +48,7 @@ fn result_page(status: Status, kind: &str, booking: &Booking, approve_url: Optio
             json!({
                 "title": "Payment",
                 "kind": kind,
+                "total": booking.total().display(),
                 "booking_url": format!("/bookings/{}", booking.access_token),
                 "confirm_url": format!("/checkout/{}/confirm", booking.access_token),
                 "approve_url": approve_url,
@@ -50,9 +59,14 @@ fn result_page(status: Status, kind: &str, booking: &Booking, approve_url: Optio
 }
 
 /// The buyer approved at PayPal and came back: capture now.
-#[get("/return?<token>")]
-async fn paypal_return(db: &State<Db>, paypal: &State<PayPal>, token: &str) -> AppResult<Page> {
-    let (payment, booking) = by_order(db, token).await?;
+#[get("/return?<token>&<state>")]
+async fn paypal_return(
+    db: &State<Db>,
+    paypal: &State<PayPal>,
+    token: &str,
+    state: Option<&str>,
+) -> AppResult<Page> {
+    let (payment, booking) = by_order(db, token, state).await?;
     let outcome = paypal.capture(db, payment.id).await?;
     Ok(match outcome {
         CaptureOutcome::Paid | CaptureOutcome::Closed => {
@@ -66,14 +80,16 @@ async fn paypal_return(db: &State<Db>, paypal: &State<PayPal>, token: &str) -> A
             result_page(Status::Ok, "not_approved", &booking, Some(&approve_url))
         }
         CaptureOutcome::LateNoSeats => result_page(Status::Ok, "late", &booking, None),
+        CaptureOutcome::Cancelled => result_page(Status::Ok, "booking_cancelled", &booking, None),
+        CaptureOutcome::Refunded => result_page(Status::Ok, "refunded", &booking, None),
         CaptureOutcome::Unavailable => result_page(Status::Ok, "unavailable", &booking, None),
     })
 }
 
 /// The buyer cancelled at PayPal: their seats stay held while the hold lasts.
-#[get("/cancel?<token>")]
-async fn paypal_cancel(db: &State<Db>, token: &str) -> AppResult<Page> {
-    let (_, booking) = by_order(db, token).await?;
+#[get("/cancel?<token>&<state>")]
+async fn paypal_cancel(db: &State<Db>, token: &str, state: Option<&str>) -> AppResult<Page> {
+    let (_, booking) = by_order(db, token, state).await?;
     let id = booking.id;
     let booking = db
         .run(move |conn| {
@@ -85,10 +101,10 @@ async fn paypal_cancel(db: &State<Db>, token: &str) -> AppResult<Page> {
             )?)
         })
         .await?;
-    let kind = if booking.state().holds_seats() {
-        "cancelled"
-    } else {
-        "expired"
+    let kind = match booking.state() {
+        s if s.holds_seats() => "cancelled",
+        crate::models::BookingState::Cancelled => "booking_cancelled",
+        _ => "expired",
     };
     Ok(result_page(Status::Ok, kind, &booking, None))
 }

@@ -20,10 +20,16 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[get("/<token>")]
-async fn private_event(db: &State<Db>, token: &str) -> AppResult<Template> {
+async fn private_event(
+    db: &State<Db>,
+    app: &State<crate::AppInfo>,
+    jar: &rocket::http::CookieJar<'_>,
+    token: &str,
+) -> AppResult<Template> {
     if !looks_like_token(token) {
         return Err(AppError::not_found());
     }
+    crate::routes::checkout::ensure_browser_id(jar, app.production);
     let lookup = token.to_string();
     let now = Utc::now();
     let view = db

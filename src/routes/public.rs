@@ -96,9 +96,12 @@ async fn listing(
 async fn event_page(
     db: &State<Db>,
     cache: &State<EventCache>,
+    app: &State<crate::AppInfo>,
+    jar: &rocket::http::CookieJar<'_>,
     templates: Metadata<'_>,
     slug: &str,
 ) -> AppResult<RawHtml<String>> {
+    crate::routes::checkout::ensure_browser_id(jar, app.production);
     let key = slug.to_string();
     let page = match cache.get(&key) {
         Some(page) => page,

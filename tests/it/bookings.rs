@@ -273,6 +273,8 @@ async fn concurrent_double_clicks_make_one_booking() {
     let mut c = server.conn();
     let s = shop(&mut c, 10);
     let client = http_client();
+    // The buyer was shown the event page (which gives the browser its id).
+    client.get(server.url("/events/gig")).send().await.unwrap();
     let body = format!(
         "event_id={}&form_token=doubleclickdoubleclick01&qty[{}]=2",
         s.event.id, s.standard.id
@@ -624,4 +626,63 @@ async fn buyers_racing_expiring_holds_never_oversell() {
         .unwrap();
     assert_eq!(expired, 30);
     assert!(invariant_violations(&mut c).is_empty());
+}
+
+/// Issue 12 item 7: a form token planted in a victim's form (the attacker took it from his
+/// own page view) and replayed later by the attacker never leads to the victim's booking;
+/// the victim's own double submission still finds its booking.
+#[rocket::async_test]
+async fn a_replayed_form_token_never_reveals_another_buyers_booking() {
+    let server = TestServer::spawn().await;
+    let mut c = server.conn();
+    let s = shop(&mut c, 10);
+    let (attacker, victim) = (http_client(), http_client());
+    let page = attacker
+        .get(server.url("/events/gig"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let planted = page
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    // The victim opened the event page, then sent a form carrying the attacker's token.
+    victim.get(server.url("/events/gig")).send().await.unwrap();
+    let post = |client: &reqwest::Client| {
+        client
+            .post(server.url("/checkout/hold"))
+            .form(&[
+                ("event_id", s.event.id.to_string()),
+                ("form_token", planted.clone()),
+                (&format!("qty[{}]", s.standard.id), "2".to_string()),
+            ])
+            .send()
+    };
+    let res = post(&victim).await.unwrap();
+    assert_eq!(res.status(), 303);
+    let victims = res.headers()["location"].to_str().unwrap().to_string();
+    let again = post(&victim).await.unwrap();
+    assert_eq!(
+        again.headers()["location"].to_str().unwrap(),
+        victims,
+        "the victim's own resubmission finds the same booking"
+    );
+    let res = post(&attacker).await.unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    let body = res.text().await.unwrap();
+    assert_ne!(
+        location.as_deref(),
+        Some(victims.as_str()),
+        "booking taken over"
+    );
+    let victim_token = victims.rsplit('/').next().unwrap();
+    assert!(!body.contains(victim_token));
 }
