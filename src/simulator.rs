@@ -47,6 +47,10 @@ pub struct Control {
     pub duplicates: u32,
     /// Where webhooks go.
     pub webhook_url: String,
+    /// Like PayPal, deliver a webhook again this many times when the app does not answer 2xx...
+    pub redeliveries: u32,
+    /// ...waiting this long between deliveries.
+    pub redeliver_ms: u64,
 }
 
 impl Default for Control {
@@ -61,6 +65,8 @@ impl Default for Control {
             webhook_delay_ms: 0,
             duplicates: 2,
             webhook_url: String::new(),
+            redeliveries: 0,
+            redeliver_ms: 300,
         }
     }
 }
@@ -228,27 +234,41 @@ impl Sim {
         }
     }
 
+    /// Delivers a signed webhook, again (up to `redeliveries` times) while the app answers
+    /// anything but 2xx or cannot be reached.
     async fn deliver(&self, body: &[u8]) {
-        let url = self.control().webhook_url;
-        if url.is_empty() {
-            return;
-        }
-        let h = self.sign(body);
-        let res = self
-            .http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("paypal-transmission-id", &h.transmission_id)
-            .header("paypal-transmission-time", &h.transmission_time)
-            .header("paypal-transmission-sig", &h.transmission_sig)
-            .header("paypal-cert-url", &h.cert_url)
-            .header("paypal-auth-algo", &h.auth_algo)
-            .body(body.to_vec())
-            .send()
-            .await;
-        match res {
-            Ok(r) => tracing::info!(status = r.status().as_u16(), "simulator: webhook delivered"),
-            Err(e) => tracing::warn!(error = %e, "simulator: webhook delivery failed"),
+        let control = self.control();
+        for attempt in 0..=control.redeliveries {
+            if attempt > 0 {
+                rocket::tokio::time::sleep(Duration::from_millis(control.redeliver_ms)).await;
+            }
+            let url = self.control().webhook_url;
+            if url.is_empty() {
+                return;
+            }
+            let h = self.sign(body);
+            let res = self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("paypal-transmission-id", &h.transmission_id)
+                .header("paypal-transmission-time", &h.transmission_time)
+                .header("paypal-transmission-sig", &h.transmission_sig)
+                .header("paypal-cert-url", &h.cert_url)
+                .header("paypal-auth-algo", &h.auth_algo)
+                .body(body.to_vec())
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(status = r.status().as_u16(), "simulator: webhook delivered");
+                    return;
+                }
+                Ok(r) => {
+                    tracing::info!(status = r.status().as_u16(), "simulator: webhook refused")
+                }
+                Err(e) => tracing::warn!(error = %e, "simulator: webhook delivery failed"),
+            }
         }
     }
 

@@ -212,7 +212,7 @@ struct DayRow {
 
 #[get("/")]
 async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
-    let (rows, days, latest) = db
+    let (rows, days, latest, unhonoured) = db
         .run(|conn| {
             let rows: Vec<EventRow> = diesel::sql_query(
                 "SELECT e.id, e.title, e.starts_at, e.timezone, e.capacity,
@@ -244,9 +244,25 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
                 .limit(10)
                 .select((Booking::as_select(), Event::as_select()))
                 .load(conn)?;
-            Ok((rows, days, latest))
+            // Money without seats: captured for bookings that could not be honoured, until
+            // refunded in full (the automatic refund was refused or is still unanswered).
+            let unhonoured: Vec<(Booking, Event, crate::models::Payment)> = crate::schema::payments::table
+                .inner_join(bookings::table.inner_join(events::table))
+                .filter(crate::schema::payments::unhonoured_at.is_not_null())
+                .filter(crate::schema::payments::refunded_minor.lt(crate::schema::payments::amount_minor))
+                .order(crate::schema::payments::unhonoured_at.asc())
+                .limit(50)
+                .select((Booking::as_select(), Event::as_select(), crate::models::Payment::as_select()))
+                .load(conn)?;
+            Ok((rows, days, latest, unhonoured))
         })
         .await?;
+    let unhonoured: Vec<_> = unhonoured
+        .iter()
+        .map(|(b, e, p)| json!({ "id": b.id, "reference": b.reference, "event": e.title, "buyer": b.buyer_name,
+            "held": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).display(),
+            "since": p.unhonoured_at.map(|t| timefmt::local_datetime(t, e.tz())) }))
+        .collect();
     let latest: Vec<_> = latest
         .iter()
         .map(|(b, e)| json!({ "id": b.id, "reference": b.reference, "buyer": b.buyer_name, "event": e.title, "state": b.state, "seats": b.seats, "total": b.total().display(), "created": timefmt::local_datetime(b.created_at, e.tz()) }))
@@ -265,7 +281,7 @@ async fn dashboard(db: &State<Db>, staff: Staff) -> AppResult<Template> {
     Ok(page(
         "admin/dashboard",
         &staff,
-        json!({ "title": "Dashboard", "events": events, "latest": latest, "chart": sales_chart(&days) }),
+        json!({ "title": "Dashboard", "events": events, "latest": latest, "unhonoured": unhonoured, "chart": sales_chart(&days) }),
     ))
 }
 
@@ -443,7 +459,9 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                             "waiver": w.map(|w| if w.signed_at.is_some() { "signed" } else { "unsigned" }) })
                 }).collect::<Vec<_>>(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
-                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.unwrap_or(p.order_status), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18) })),
+                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
+                    "holds_money": matches!(p.capture_status.as_deref(), Some("COMPLETED" | "PARTIALLY_REFUNDED")) && p.refunded_minor < p.amount_minor,
+                    "unhonoured": p.unhonoured_at.is_some() })),
                 "errors": {},
                 "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email })).collect::<Vec<_>>(),
             }))

@@ -344,3 +344,109 @@ async fn the_paypal_order_id_alone_opens_nothing() {
     let robots = res.headers()["x-robots-tag"].to_str().unwrap().to_string();
     assert!(robots.contains("noindex"), "{robots}");
 }
+
+/// Logs an admin in over HTTP with `client`'s cookies.
+async fn admin_login(w: &World, client: &reqwest::Client) {
+    ticketing::models::User::insert(
+        &mut w.app.conn(),
+        &ticketing::models::NewUser {
+            email: "boss@example.com".into(),
+            name: "Boss".into(),
+            password_hash: ticketing::passwords::hash("correct horse battery"),
+            role: "admin".into(),
+        },
+    )
+    .unwrap();
+    let page = client
+        .get(w.app.url("/admin/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let res = client
+        .post(w.app.url("/admin/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "boss@example.com"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+}
+
+/// Money without seats whose automatic refund is not confirmed yet is listed for admins
+/// (dashboard, and the booking page offers the refund form) until PayPal confirms it.
+#[rocket::async_test]
+async fn money_without_seats_is_listed_for_admins_until_refunded() {
+    let w = world(1).await;
+    w.control(json!({ "webhook_mode": "drop" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    w.control(json!({ "lose_next": 3 })).await;
+    w.follow(&back).await;
+    w.lapse_capture_claims();
+    w.run_out(&token);
+    w.wait_state(&token, "expired").await;
+    assert!(w.other_buyer_holds(1).await);
+    w.age_payments();
+    // The automatic refund is made at PayPal, but its answers are lost.
+    w.control(json!({ "lose_next": 3 })).await;
+    w.paypal().reconcile(&w.db(), 20).await.unwrap();
+    let admin = crate::helpers::http_client();
+    admin_login(&w, &admin).await;
+    let dashboard = admin
+        .get(w.app.url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dashboard.contains("Money without seats"), "{dashboard}");
+    let id = w.booking_id(&token);
+    let page = admin
+        .get(w.app.url(&format!("/admin/bookings/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Money without seats"), "{page}");
+    assert!(
+        page.contains(&format!("/admin/bookings/{id}/refund")),
+        "{page}"
+    );
+    // Refund reconciliation asks again with the same request id and records the refund once.
+    diesel::update(refunds::table)
+        .set(refunds::attempted_at.eq(chrono::Utc::now() - chrono::Duration::minutes(11)))
+        .execute(&mut w.app.conn())
+        .unwrap();
+    w.paypal().reconcile_refunds(&w.db()).await.unwrap();
+    let dashboard = admin
+        .get(w.app.url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!dashboard.contains("Money without seats"), "{dashboard}");
+    let refunded: i64 = payments::table
+        .select(payments::refunded_minor)
+        .first(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(refunded, 2500);
+    w.check_invariant();
+}
