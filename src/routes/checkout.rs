@@ -666,6 +666,8 @@ async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Template> {
         .await?;
     let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
+    // Money that came after the booking closed: the page must not say "nothing was charged".
+    ctx["unhonoured"] = json!(payment.as_ref().is_some_and(|p| p.unhonoured_at.is_some()));
     // What was refunded, so a buyer sees a partial refund next to the total.
     ctx["refunded"] = json!(payment.filter(|p| p.refunded_minor > 0).map(|p| Money::new(
         p.refunded_minor,

@@ -21,6 +21,11 @@ impl World {
             .unwrap()
     }
 
+    async fn app_page(&self, path: &str) -> (u16, String) {
+        let res = self.client.get(self.app.url(path)).send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// Mail kinds queued for the booking.
     fn mails(&self, token: &str) -> Vec<String> {
         outbox::table
@@ -293,6 +298,11 @@ async fn a_capture_that_lands_after_expiry_is_recorded_and_refunded() {
     let (status, page) = w.follow(&back).await;
     assert_eq!(status, 200);
     assert!(page.contains("refunded"), "{page}");
+    let (_, page) = w.app_page(&format!("/bookings/{token}")).await;
+    assert!(
+        page.contains("data-unhonoured") && !page.contains("nothing was charged"),
+        "{page}"
+    );
     w.check_invariant();
 }
 
