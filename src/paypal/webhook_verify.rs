@@ -32,11 +32,11 @@ impl PayPal {
                 }
             }
             WebhookVerification::Offline => {
-                verify::check_cert_url(&headers.cert_url, &self.inner.policy)?;
+                let cert_url = verify::check_cert_url(&headers.cert_url, &self.inner.policy)?;
                 self.load_simulator_ca().await;
                 let pem = self
                     .client()
-                    .certificate(&headers.cert_url)
+                    .certificate(&cert_url)
                     .await
                     .map_err(|e| format!("certificate download failed: {e}"))?;
                 let trust = self.inner.trust.lock().await.clone();
@@ -64,10 +64,12 @@ impl PayPal {
         if *loaded {
             return;
         }
-        let url = format!(
+        let Ok(url) = url::Url::parse(&format!(
             "{}/simulator/ca.pem",
             self.client().settings.api_base.trim_end_matches('/')
-        );
+        )) else {
+            return;
+        };
         if let Ok(pem) = self.client().certificate(&url).await {
             if let Ok(certs) = verify::pem_certs(&pem) {
                 let mut trust = self.inner.trust.lock().await;

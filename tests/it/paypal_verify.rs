@@ -3,9 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use ticketing::paypal::verify::{self, CertPolicy, TransmissionHeaders, TrustStore};
+use ticketing::paypal::PayPal;
+use ticketing::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const WEBHOOK_ID: &str = "4JH86294D6297924G";
 /// 2015-05-18T15:45:13Z, the transmission time.
@@ -180,4 +186,477 @@ fn the_command_line_verifier_says_valid_or_invalid() {
     let (code, out) = run(args(WEBHOOK_ID, None));
     assert_eq!(code, 1, "expired today");
     assert!(out.contains("Expired"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Fetching the certificate (offline mode) over real HTTP on 127.0.0.1.
+
+/// What a stub server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How a stub server answers one request.
+enum Reply {
+    Full {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
+    /// `Content-Length: n`, then silence with the connection held open (for 20 s at most).
+    ClaimLength(u64),
+    /// A chunked body that never ends: 16 KiB chunks about every millisecond until the
+    /// client goes away (or 256 MiB, or 20 s).
+    Endless,
+}
+
+impl Reply {
+    fn status(status: u16) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: serde_json::to_vec(body).unwrap(),
+        }
+    }
+}
+
+/// A tiny HTTP/1.1 server for these tests: one request per connection, every connection
+/// counted (a TLS handshake too), every request recorded.
+struct Stub {
+    base: String,
+    connections: Arc<AtomicUsize>,
+    seen: Arc<StdMutex<Vec<Seen>>>,
+    /// Body bytes written by `Reply::Endless`, and whether its client went away.
+    streamed: Arc<AtomicUsize>,
+    stream_ended: Arc<AtomicBool>,
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+impl Stub {
+    /// Listens on `ip:port` (port 0: any free one).
+    async fn start(
+        ip: &str,
+        port: u16,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Stub> {
+        let listener = TcpListener::bind((ip, port)).await?;
+        let addr = listener.local_addr()?;
+        let stub = Stub {
+            base: format!("http://{addr}"),
+            connections: Arc::new(AtomicUsize::new(0)),
+            seen: Arc::new(StdMutex::new(Vec::new())),
+            streamed: Arc::new(AtomicUsize::new(0)),
+            stream_ended: Arc::new(AtomicBool::new(false)),
+        };
+        let handler: Handler = Arc::new(handler);
+        let (connections, seen, streamed, ended) = (
+            stub.connections.clone(),
+            stub.seen.clone(),
+            stub.streamed.clone(),
+            stub.stream_ended.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (handler, seen, streamed, ended) =
+                    (handler.clone(), seen.clone(), streamed.clone(), ended.clone());
+                tokio::spawn(async move {
+                    let _ = serve(socket, handler, seen, streamed, ended).await;
+                });
+            }
+        });
+        Ok(stub)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn serve(
+    mut socket: TcpStream,
+    handler: Handler,
+    seen: Arc<StdMutex<Vec<Seen>>>,
+    streamed: Arc<AtomicUsize>,
+    ended: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let read = tokio::time::timeout(Duration::from_secs(5), read_request(&mut socket)).await;
+    let Ok(Ok(Some(request))) = read else {
+        return Ok(()); // not HTTP (a TLS handshake, say), or nothing came
+    };
+    seen.lock().unwrap().push(request.clone());
+    match handler(&request) {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} Stub\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(&body).await?;
+            socket.shutdown().await?;
+        }
+        Reply::ClaimLength(n) => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n");
+            socket.write_all(head.as_bytes()).await?;
+            // Wait (bounded) until the client hangs up.
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        Reply::Endless => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await?;
+            let chunk = [b"4000\r\n".as_slice(), &[b'A'; 0x4000], b"\r\n"].concat();
+            let started = std::time::Instant::now();
+            while streamed.load(Ordering::SeqCst) < 256 << 20
+                && started.elapsed() < Duration::from_secs(20)
+            {
+                if socket.write_all(&chunk).await.is_err() {
+                    ended.store(true, Ordering::SeqCst);
+                    break;
+                }
+                streamed.fetch_add(0x4000, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one request (head and a Content-Length body); `None` when it is not HTTP.
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Seen>> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if data.len() > 64 * 1024 {
+            return Ok(None);
+        }
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        data.extend_from_slice(&buf[..n]);
+    };
+    let Ok(head) = std::str::from_utf8(&data[..head_end]) else {
+        return Ok(None);
+    };
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = data[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(Seen {
+        method: method.to_string(),
+        path: path.to_string(),
+        headers,
+        body,
+    }))
+}
+
+/// The PayPal service exactly as the app builds it (`ticketing::rocket`), from `Config`
+/// with PayPal's variables; the simulator mode with `api_base` as its API (outside
+/// production, so its `http://127.0.0.1:<port>` is an allowed certificate URL prefix).
+fn paypal_at(
+    api_base: &str,
+    adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    tweak: impl FnOnce(&mut ticketing::paypal::PayPalSettings),
+) -> PayPal {
+    crate::helpers::install_crypto();
+    let mut vars = crate::helpers::base_vars("postgres://postgres@127.0.0.1:1/unused");
+    vars.insert("PAYPAL_MODE".into(), "simulator".into());
+    vars.insert("PAYPAL_API_BASE".into(), api_base.into());
+    vars.insert("PAYPAL_TIMEOUT_SECONDS".into(), "30".into());
+    adjust(&mut vars);
+    let mut config = Config::from_map(&vars).expect("test configuration is valid");
+    tweak(&mut config.paypal);
+    ticketing::paypal::build(
+        config.paypal.clone(),
+        &config.base_url,
+        &config.site_name,
+        config.hold_minutes,
+        config.app_env.is_production(),
+    )
+    .expect("PayPal service")
+}
+
+/// Headers that pass every check that needs no network, for a certificate at `cert_url`.
+fn fresh_headers(cert_url: &str) -> TransmissionHeaders {
+    use base64::Engine;
+    TransmissionHeaders {
+        transmission_id: "0a1b2c3d-test".into(),
+        transmission_time: chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        transmission_sig: base64::engine::general_purpose::STANDARD.encode([7u8; 256]),
+        cert_url: cert_url.into(),
+        auth_algo: "SHA256withRSA".into(),
+    }
+}
+
+const BODY: &[u8] = br#"{"id":"WH-TEST-1","event_type":"CHECKOUT.ORDER.APPROVED"}"#;
+
+/// The stub as the simulator's API: 404 for everything (no CA, no certificate).
+async fn counting_stub() -> Stub {
+    Stub::start("127.0.0.1", 0, |_| Reply::status(404))
+        .await
+        .unwrap()
+}
+
+#[rocket::async_test]
+async fn tricky_certificate_urls_are_refused_without_a_request() {
+    // Each URL that names an address gets a listener there (port 443 on its own loopback
+    // address), so a fetch that got through would be counted.
+    let mut listeners = Vec::new();
+    for (i, url) in [
+        "https://127.7.7.1\\.paypal.com/v1/notifications/certs/CERT-1",
+        "https://127.7.7.2\\.paypal.com:443/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com@127.7.7.3/v1/notifications/certs/CERT-1",
+        "https://127.7.7.4/v1/notifications/certs/CERT-1",
+        "https://0x7f.7.7.5/v1/notifications/certs/CERT-1",
+        "https://2131166982/v1/notifications/certs/CERT-1", // 127.7.7.6
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ip = format!("127.7.7.{}", i + 1);
+        match Stub::start(&ip, 443, |_| Reply::status(200)).await {
+            Ok(stub) => listeners.push((url.to_string(), Some(stub))),
+            Err(e) => {
+                eprintln!("cannot listen on {ip}:443 ({e}): {url} is checked without counting");
+                listeners.push((url.to_string(), None));
+            }
+        }
+    }
+    let sim = counting_stub().await;
+    let port = sim.base.rsplit(':').next().unwrap().to_string();
+    // The simulator's allowed prefix is compared as parsed too: scheme, host, port, no user.
+    let near_misses = [
+        format!("https://127.0.0.1:{port}/v1/notifications/certs/CERT-1"),
+        format!("http://u:p@127.0.0.1:{port}/v1/notifications/certs/CERT-1"),
+        format!("http://127.0.0.1:{port}\\@127.7.7.1/v1/notifications/certs/CERT-1"),
+        format!("http://localhost:{port}/v1/notifications/certs/CERT-1"),
+    ];
+    let paypal = paypal_at(&sim.base, |_| {}, |_| {});
+    let urls = listeners
+        .iter()
+        .map(|(u, _)| u.clone())
+        .chain(near_misses.iter().cloned());
+    for url in urls {
+        let err = paypal
+            .verify_webhook(&fresh_headers(&url), BODY)
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("certificate URL"),
+            "{url}: refused by the URL policy, not by a failed download: {err}"
+        );
+    }
+    for (url, stub) in &listeners {
+        if let Some(stub) = stub {
+            assert_eq!(stub.connections(), 0, "{url}: no connection");
+        }
+    }
+    assert_eq!(sim.connections(), 0, "nothing asked of the simulator either");
+    // Names that would need a DNS lookup are not sent through a fetch here (no lookup may
+    // leave this machine); the same policy refuses them before any lookup.
+    for url in [
+        "https://api.paypal.com.evil.test/v1/notifications/certs/CERT-1",
+        "http://api.paypal.com/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com:8443/v1/notifications/certs/CERT-1",
+        "https://api.paypal.com/v1/notifications/CERT-1",
+        "https://api.paypal.com/v1/oauth2/token",
+    ] {
+        assert!(
+            verify::check_cert_url(url, &CertPolicy::default()).is_err(),
+            "{url}"
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn a_redirect_from_the_certificate_url_is_refused_and_not_followed() {
+    let elsewhere = counting_stub().await;
+    let target = format!("{}/v1/notifications/certs/CERT-ELSEWHERE", elsewhere.base);
+    let sim = Stub::start("127.0.0.1", 0, move |s| {
+        if s.path.starts_with("/v1/notifications/certs/") {
+            Reply::Full {
+                status: 302,
+                headers: vec![("Location", target.clone())],
+                body: vec![],
+            }
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await
+    .unwrap();
+    let paypal = paypal_at(&sim.base, |_| {}, |_| {});
+    let headers = fresh_headers(&format!("{}/v1/notifications/certs/CERT-1", sim.base));
+    let err = paypal.verify_webhook(&headers, BODY).await.unwrap_err();
+    assert!(err.contains("certificate download failed"), "{err}");
+    assert_eq!(elsewhere.connections(), 0, "the redirect target got no request");
+    assert!(sim
+        .seen()
+        .iter()
+        .any(|s| s.path == "/v1/notifications/certs/CERT-1"));
+}
+
+#[rocket::async_test]
+async fn an_endless_certificate_body_is_cut_off_at_64_kib() {
+    let sim = Stub::start("127.0.0.1", 0, |s| {
+        if s.path.starts_with("/v1/notifications/certs/") {
+            Reply::Endless
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await
+    .unwrap();
+    let paypal = paypal_at(&sim.base, |_| {}, |_| {});
+    let headers = fresh_headers(&format!("{}/v1/notifications/certs/CERT-1", sim.base));
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        paypal.verify_webhook(&headers, BODY),
+    )
+    .await
+    .expect("the download failed promptly instead of reading on");
+    let err = result.unwrap_err();
+    assert!(err.contains("64 KiB"), "{err}");
+    for _ in 0..100 {
+        if sim.stream_ended.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        sim.stream_ended.load(Ordering::SeqCst),
+        "the client hung up"
+    );
+    let streamed = sim.streamed.load(Ordering::SeqCst);
+    eprintln!(
+        "endless body: failed after {:?}, {streamed} bytes written by the server",
+        started.elapsed()
+    );
+    // 64 KiB read, plus what the sockets' buffers took in the meantime.
+    assert!(streamed < 1 << 20, "{streamed} bytes were sent");
+    let cert_requests = sim
+        .seen()
+        .iter()
+        .filter(|s| s.path.starts_with("/v1/notifications/certs/"))
+        .count();
+    assert_eq!(cert_requests, 1, "an oversized answer is not asked again");
+}
+
+#[rocket::async_test]
+async fn a_content_length_over_64_kib_is_refused_before_reading() {
+    let sim = Stub::start("127.0.0.1", 0, |s| {
+        if s.path.starts_with("/v1/notifications/certs/") {
+            Reply::ClaimLength(200 << 20)
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await
+    .unwrap();
+    let paypal = paypal_at(&sim.base, |_| {}, |_| {});
+    let headers = fresh_headers(&format!("{}/v1/notifications/certs/CERT-1", sim.base));
+    let err = tokio::time::timeout(
+        Duration::from_secs(3),
+        paypal.verify_webhook(&headers, BODY),
+    )
+    .await
+    .expect("refused at once, without waiting for the body")
+    .unwrap_err();
+    assert!(err.contains("64 KiB"), "{err}");
+}
+
+#[rocket::async_test]
+async fn a_certificate_of_exactly_64_kib_is_read() {
+    let pem = std::fs::read(sample_dir().join("cert.pem")).unwrap();
+    let sim = Stub::start("127.0.0.1", 0, move |s| {
+        let mut body = pem.clone();
+        body.resize(64 * 1024 + usize::from(s.path.ends_with("/BIG")), b'\n');
+        if s.path.starts_with("/v1/notifications/certs/") {
+            Reply::Full {
+                status: 200,
+                headers: vec![],
+                body,
+            }
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await
+    .unwrap();
+    let paypal = paypal_at(&sim.base, |_| {}, |_| {});
+    let at = |name: &str| fresh_headers(&format!("{}/v1/notifications/certs/{name}", sim.base));
+    // Read whole: it then fails as a certificate (the sample's is long expired and its CA
+    // is not trusted here), not as a download.
+    let err = paypal.verify_webhook(&at("FITS"), BODY).await.unwrap_err();
+    assert!(
+        !err.contains("download") && !err.contains("PEM"),
+        "read whole: {err}"
+    );
+    let err = paypal.verify_webhook(&at("BIG"), BODY).await.unwrap_err();
+    assert!(err.contains("64 KiB"), "{err}");
 }
