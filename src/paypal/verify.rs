@@ -179,24 +179,103 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// Verifies one delivery against the certificate PEM served at its cert URL.
-/// `now` is the clock for the certificate's validity (tests and `--at` set it).
-pub fn verify(
+/// How old a transmission may be when it arrives ([`precheck`]). PayPal signs every
+/// delivery, retries included, at the time it sends it.
+pub const MAX_TRANSMISSION_AGE: Duration = Duration::from_secs(15 * 60);
+/// How far ahead of the receiver's clock a transmission time may be (clock skew).
+pub const MAX_TRANSMISSION_AHEAD: Duration = Duration::from_secs(5 * 60);
+
+/// A delivery that passed every check needing no network; what the certificate download
+/// and the signature check go on with.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    /// The certificate URL as parsed and allowed: the one to download, unchanged.
+    pub cert_url: url::Url,
+    headers: TransmissionHeaders,
+    webhook_id: String,
+    signature: Vec<u8>,
+}
+
+/// The checks that need neither the network nor a clock: a webhook id is configured, the
+/// algorithm is SHA256withRSA (or not named), the signature is base64, and the certificate
+/// URL is allowed ([`check_cert_url`]).
+fn check_delivery(
     headers: &TransmissionHeaders,
-    body: &[u8],
     webhook_id: &str,
-    cert_pem: &[u8],
-    trust: &TrustStore,
     policy: &CertPolicy,
-    now: SystemTime,
-) -> Result<(), String> {
+) -> Result<Prechecked, String> {
+    if webhook_id.trim().is_empty() {
+        return Err("no webhook id is configured".into());
+    }
     if !headers.auth_algo.is_empty() && !headers.auth_algo.eq_ignore_ascii_case("SHA256withRSA") {
         return Err(format!(
             "unsupported paypal-auth-algo {:?}",
             headers.auth_algo
         ));
     }
-    check_cert_url(&headers.cert_url, policy)?;
+    use base64::Engine;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(headers.transmission_sig.trim())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "signature is not base64".to_string())?;
+    let cert_url = check_cert_url(&headers.cert_url, policy)?;
+    Ok(Prechecked {
+        cert_url,
+        headers: headers.clone(),
+        webhook_id: webhook_id.to_string(),
+        signature,
+    })
+}
+
+/// The transmission time is readable and within [`MAX_TRANSMISSION_AGE`] before `now` and
+/// [`MAX_TRANSMISSION_AHEAD`] after it.
+pub fn check_transmission_time(
+    headers: &TransmissionHeaders,
+    now: SystemTime,
+) -> Result<(), String> {
+    let sent = parse_time(&headers.transmission_time)
+        .map_err(|e| format!("paypal-transmission-time: {e}"))?;
+    match now.duration_since(sent) {
+        Ok(age) if age > MAX_TRANSMISSION_AGE => Err(format!(
+            "transmission time {} is more than {} minutes old",
+            headers.transmission_time,
+            MAX_TRANSMISSION_AGE.as_secs() / 60
+        )),
+        Err(ahead) if ahead.duration() > MAX_TRANSMISSION_AHEAD => Err(format!(
+            "transmission time {} is more than {} minutes ahead of our clock",
+            headers.transmission_time,
+            MAX_TRANSMISSION_AHEAD.as_secs() / 60
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Every check a receiver makes before any network call (certificate download or PayPal's
+/// verification API): webhook id configured, transmission time within the window around
+/// `now`, algorithm, signature readable, certificate URL allowed. A delivery failing one
+/// costs no request: test `a_delivery_failing_a_cheap_check_makes_no_request`
+/// (tests/it/paypal_verify.rs).
+pub fn precheck(
+    headers: &TransmissionHeaders,
+    webhook_id: &str,
+    policy: &CertPolicy,
+    now: SystemTime,
+) -> Result<Prechecked, String> {
+    check_transmission_time(headers, now)?;
+    check_delivery(headers, webhook_id, policy)
+}
+
+/// Checks a prechecked delivery's signature against the certificate PEM downloaded from its
+/// certificate URL. `now` is the clock for the certificate's validity.
+pub fn verify_signature(
+    checked: &Prechecked,
+    body: &[u8],
+    cert_pem: &[u8],
+    trust: &TrustStore,
+    policy: &CertPolicy,
+    now: SystemTime,
+) -> Result<(), String> {
     let chain = pem_certs(cert_pem)?;
     let leaf = webpki::EndEntityCert::try_from(&chain[0])
         .map_err(|e| format!("unreadable certificate: {e:?}"))?;
@@ -240,16 +319,29 @@ pub fn verify(
     if !named {
         return Err("certificate is not PayPal's message verification certificate".into());
     }
-    use base64::Engine;
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(headers.transmission_sig.trim())
-        .map_err(|_| "signature is not base64".to_string())?;
     leaf.verify_signature(
         webpki::ring::RSA_PKCS1_2048_8192_SHA256,
-        signed_message(headers, webhook_id, body).as_bytes(),
-        &signature,
+        signed_message(&checked.headers, &checked.webhook_id, body).as_bytes(),
+        &checked.signature,
     )
     .map_err(|_| "signature does not match".to_string())
+}
+
+/// Verifies one delivery against the certificate PEM served at its cert URL: the checks of
+/// [`precheck`] but the transmission window, then [`verify_signature`]. `now` is the clock
+/// for the certificate's validity (tests and `--at` set it); the transmission's age is not
+/// judged here, so a stored delivery can be checked later.
+pub fn verify(
+    headers: &TransmissionHeaders,
+    body: &[u8],
+    webhook_id: &str,
+    cert_pem: &[u8],
+    trust: &TrustStore,
+    policy: &CertPolicy,
+    now: SystemTime,
+) -> Result<(), String> {
+    let checked = check_delivery(headers, webhook_id, policy)?;
+    verify_signature(&checked, body, cert_pem, trust, policy, now)
 }
 
 #[cfg(test)]

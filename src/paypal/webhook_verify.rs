@@ -1,4 +1,5 @@
-//! Verifying webhook deliveries, offline or through PayPal's API.
+//! Verifying webhook deliveries, offline or through PayPal's API. Every check that needs no
+//! network comes first ([`verify::precheck`]), so a delivery failing one costs no request.
 
 use std::time::SystemTime;
 
@@ -16,7 +17,20 @@ impl PayPal {
         headers: &TransmissionHeaders,
         body: &[u8],
     ) -> Result<(), String> {
+        self.verify_webhook_at(headers, body, SystemTime::now())
+            .await
+    }
+
+    /// [`PayPal::verify_webhook`] with `now` as the receiver's clock (the transmission
+    /// window and the certificate's validity); tests check recorded deliveries with it.
+    pub async fn verify_webhook_at(
+        &self,
+        headers: &TransmissionHeaders,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), String> {
         let settings = &self.client().settings;
+        let checked = verify::precheck(headers, &settings.webhook_id, &self.inner.policy, now)?;
         match settings.verification {
             WebhookVerification::Api => {
                 let event: Value =
@@ -32,23 +46,14 @@ impl PayPal {
                 }
             }
             WebhookVerification::Offline => {
-                let cert_url = verify::check_cert_url(&headers.cert_url, &self.inner.policy)?;
                 self.load_simulator_ca().await;
                 let pem = self
                     .client()
-                    .certificate(&cert_url)
+                    .certificate(&checked.cert_url)
                     .await
                     .map_err(|e| format!("certificate download failed: {e}"))?;
                 let trust = self.inner.trust.lock().await.clone();
-                verify::verify(
-                    headers,
-                    body,
-                    &settings.webhook_id,
-                    &pem,
-                    &trust,
-                    &self.inner.policy,
-                    SystemTime::now(),
-                )
+                verify::verify_signature(&checked, body, &pem, &trust, &self.inner.policy, now)
             }
         }
     }

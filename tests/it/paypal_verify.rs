@@ -1,5 +1,8 @@
-//! Offline verification of the real PayPal-signed webhook in ../shared/paypal: valid at its
-//! transmission time, and invalid for every kind of tampering.
+//! Webhook verification. Offline: the real PayPal-signed webhook in ../shared/paypal is valid
+//! at its transmission time and invalid for every kind of tampering; the certificate download
+//! (over real HTTP on 127.0.0.1, against a stub server counting connections) happens only
+//! after every cheap check, only from an allowed URL as parsed, follows no redirect and reads
+//! at most 64 KiB.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -280,8 +283,12 @@ impl Stub {
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 connections.fetch_add(1, Ordering::SeqCst);
-                let (handler, seen, streamed, ended) =
-                    (handler.clone(), seen.clone(), streamed.clone(), ended.clone());
+                let (handler, seen, streamed, ended) = (
+                    handler.clone(),
+                    seen.clone(),
+                    streamed.clone(),
+                    ended.clone(),
+                );
                 tokio::spawn(async move {
                     let _ = serve(socket, handler, seen, streamed, ended).await;
                 });
@@ -330,7 +337,9 @@ async fn serve(
             socket.shutdown().await?;
         }
         Reply::ClaimLength(n) => {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n"
+            );
             socket.write_all(head.as_bytes()).await?;
             // Wait (bounded) until the client hangs up.
             let mut buf = [0u8; 1024];
@@ -443,9 +452,7 @@ fn fresh_headers(cert_url: &str) -> TransmissionHeaders {
     use base64::Engine;
     TransmissionHeaders {
         transmission_id: "0a1b2c3d-test".into(),
-        transmission_time: chrono::Utc::now()
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        transmission_time: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         transmission_sig: base64::engine::general_purpose::STANDARD.encode([7u8; 256]),
         cert_url: cert_url.into(),
         auth_algo: "SHA256withRSA".into(),
@@ -459,6 +466,84 @@ async fn counting_stub() -> Stub {
     Stub::start("127.0.0.1", 0, |_| Reply::status(404))
         .await
         .unwrap()
+}
+
+#[rocket::async_test]
+async fn a_delivery_failing_a_cheap_check_makes_no_request() {
+    let stub = counting_stub().await;
+    let cert_url = format!("{}/v1/notifications/certs/CERT-TEST", stub.base);
+    let paypal = paypal_at(&stub.base, |_| {}, |_| {});
+    let old = chrono::Utc::now() - chrono::Duration::hours(2);
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(2);
+    let cases: Vec<(&str, TransmissionHeaders)> = vec![
+        ("transmission time in 2015", {
+            let mut h = fresh_headers(&cert_url);
+            h.transmission_time = "2015-05-18T15:45:13Z".into();
+            h
+        }),
+        ("transmission two hours old", {
+            let mut h = fresh_headers(&cert_url);
+            h.transmission_time = old.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            h
+        }),
+        ("transmission two hours ahead", {
+            let mut h = fresh_headers(&cert_url);
+            h.transmission_time = ahead.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            h
+        }),
+        ("transmission time unreadable", {
+            let mut h = fresh_headers(&cert_url);
+            h.transmission_time = "yesterday".into();
+            h
+        }),
+        ("SHA-1", {
+            let mut h = fresh_headers(&cert_url);
+            h.auth_algo = "SHA1withRSA".into();
+            h
+        }),
+        ("signature not base64", {
+            let mut h = fresh_headers(&cert_url);
+            h.transmission_sig = "not base64!".into();
+            h
+        }),
+        (
+            "not a certificate path",
+            fresh_headers(&format!("{}/simulator/ca.pem", stub.base)),
+        ),
+        (
+            "path outside the certificates",
+            fresh_headers(&format!("{}/v1/oauth2/token", stub.base)),
+        ),
+    ];
+    for (what, headers) in &cases {
+        assert!(
+            paypal.verify_webhook(headers, BODY).await.is_err(),
+            "{what}"
+        );
+        assert_eq!(stub.connections(), 0, "{what}: no request");
+    }
+
+    let no_id = paypal_at(&stub.base, |_| {}, |s| s.webhook_id = String::new());
+    let err = no_id
+        .verify_webhook(&fresh_headers(&cert_url), BODY)
+        .await
+        .unwrap_err();
+    assert!(err.contains("webhook id"), "{err}");
+    assert_eq!(stub.connections(), 0, "no webhook id: no request");
+
+    // The control: a delivery passing every cheap check does fetch the certificate.
+    let err = paypal
+        .verify_webhook(&fresh_headers(&cert_url), BODY)
+        .await
+        .unwrap_err();
+    assert!(err.contains("certificate download failed"), "{err}");
+    assert!(
+        stub.seen()
+            .iter()
+            .any(|s| s.path == "/v1/notifications/certs/CERT-TEST"),
+        "{:?}",
+        stub.seen()
+    );
 }
 
 #[rocket::async_test]
@@ -515,7 +600,11 @@ async fn tricky_certificate_urls_are_refused_without_a_request() {
             assert_eq!(stub.connections(), 0, "{url}: no connection");
         }
     }
-    assert_eq!(sim.connections(), 0, "nothing asked of the simulator either");
+    assert_eq!(
+        sim.connections(),
+        0,
+        "nothing asked of the simulator either"
+    );
     // Names that would need a DNS lookup are not sent through a fetch here (no lookup may
     // leave this machine); the same policy refuses them before any lookup.
     for url in [
@@ -553,7 +642,11 @@ async fn a_redirect_from_the_certificate_url_is_refused_and_not_followed() {
     let headers = fresh_headers(&format!("{}/v1/notifications/certs/CERT-1", sim.base));
     let err = paypal.verify_webhook(&headers, BODY).await.unwrap_err();
     assert!(err.contains("certificate download failed"), "{err}");
-    assert_eq!(elsewhere.connections(), 0, "the redirect target got no request");
+    assert_eq!(
+        elsewhere.connections(),
+        0,
+        "the redirect target got no request"
+    );
     assert!(sim
         .seen()
         .iter()
