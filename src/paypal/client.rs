@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rocket::tokio::sync::Mutex;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::money::Money;
@@ -226,6 +227,19 @@ pub fn order_body(o: &NewOrder) -> Value {
     })
 }
 
+/// The body of `POST /v1/notifications/verify-webhook-signature`.
+#[derive(Serialize)]
+struct VerifySignatureRequest<'a> {
+    auth_algo: &'a str,
+    cert_url: &'a str,
+    transmission_id: &'a str,
+    transmission_sig: &'a str,
+    transmission_time: &'a str,
+    webhook_id: &'a str,
+    /// Written out verbatim.
+    webhook_event: &'a RawValue,
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -332,12 +346,12 @@ impl PayPalClient {
     }
 
     /// An authorised JSON call with retries.
-    async fn call(
+    async fn call<B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
         request_id: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<reqwest::Response, PayPalError> {
         let token = self.access_token().await?;
         let url = self.url(path);
@@ -386,7 +400,9 @@ impl PayPalClient {
 
     pub async fn get_order(&self, order_id: &str) -> Result<Order, PayPalError> {
         let path = format!("/v2/checkout/orders/{}", encode(order_id));
-        let res = self.call(reqwest::Method::GET, &path, None, None).await?;
+        let res = self
+            .call(reqwest::Method::GET, &path, None, None::<&Value>)
+            .await?;
         res.json().await.map_err(PayPalError::transport)
     }
 
@@ -427,21 +443,24 @@ impl PayPalClient {
         res.json().await.map_err(PayPalError::transport)
     }
 
-    /// Asks PayPal whether a delivery is genuine (the `api` verification mode).
+    /// Asks PayPal whether a delivery is genuine (the `api` verification mode). `event` is
+    /// the delivery's body exactly as received: it is sent as `webhook_event` byte for byte,
+    /// never re-serialised (PayPal checks the CRC-32 of those bytes). Test:
+    /// `api_mode_sends_paypal_the_delivered_body_byte_for_byte` (tests/it/paypal_verify.rs).
     pub async fn verify_webhook_signature(
         &self,
         headers: &super::verify::TransmissionHeaders,
-        event: &Value,
+        event: &RawValue,
     ) -> Result<bool, PayPalError> {
-        let body = json!({
-            "auth_algo": headers.auth_algo,
-            "cert_url": headers.cert_url,
-            "transmission_id": headers.transmission_id,
-            "transmission_sig": headers.transmission_sig,
-            "transmission_time": headers.transmission_time,
-            "webhook_id": self.settings.webhook_id,
-            "webhook_event": event,
-        });
+        let body = VerifySignatureRequest {
+            auth_algo: &headers.auth_algo,
+            cert_url: &headers.cert_url,
+            transmission_id: &headers.transmission_id,
+            transmission_sig: &headers.transmission_sig,
+            transmission_time: &headers.transmission_time,
+            webhook_id: &self.settings.webhook_id,
+            webhook_event: event,
+        };
         let res = self
             .call(
                 reqwest::Method::POST,

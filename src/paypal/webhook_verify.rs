@@ -1,10 +1,11 @@
-//! Verifying webhook deliveries, offline or through PayPal's API. Every check that needs no
-//! network comes first ([`verify::precheck`]), so a delivery failing one costs no request.
+//! Verifying webhook deliveries, offline or through PayPal's API (which is sent the body as
+//! received, never re-serialised). Every check that needs no network comes first
+//! ([`verify::precheck`]), so a delivery failing one costs no request.
 
 use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::client::{PayPalMode, WebhookVerification};
 use super::service::PayPal;
@@ -33,13 +34,10 @@ impl PayPal {
         let checked = verify::precheck(headers, &settings.webhook_id, &self.inner.policy, now)?;
         match settings.verification {
             WebhookVerification::Api => {
-                let event: Value =
+                // The body as received, only checked to be JSON: PayPal verifies these bytes.
+                let event: &RawValue =
                     serde_json::from_slice(body).map_err(|_| "body is not JSON".to_string())?;
-                match self
-                    .client()
-                    .verify_webhook_signature(headers, &event)
-                    .await
-                {
+                match self.client().verify_webhook_signature(headers, event).await {
                     Ok(true) => Ok(()),
                     Ok(false) => Err("PayPal says the signature is not valid".into()),
                     Err(e) => Err(format!("verification API failed: {e}")),

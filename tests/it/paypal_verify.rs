@@ -753,3 +753,126 @@ async fn a_certificate_of_exactly_64_kib_is_read() {
     let err = paypal.verify_webhook(&at("BIG"), BODY).await.unwrap_err();
     assert!(err.contains("64 KiB"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The `api` verification mode: PayPal is sent the delivery exactly as it came.
+
+/// What the app sent to `POST /v1/notifications/verify-webhook-signature`, its
+/// `webhook_event` as the raw bytes it sent.
+#[derive(serde::Deserialize)]
+struct VerifyRequest<'a> {
+    auth_algo: String,
+    cert_url: String,
+    transmission_id: String,
+    transmission_sig: String,
+    transmission_time: String,
+    webhook_id: String,
+    #[serde(borrow)]
+    webhook_event: &'a serde_json::value::RawValue,
+}
+
+#[rocket::async_test]
+async fn api_mode_sends_paypal_the_delivered_body_byte_for_byte() {
+    let v = Arc::new(vector());
+    let checker = v.clone();
+    // PayPal's API as a stub: a token, and a verification of the webhook_event it receives
+    // as PayPal would (the signed CRC is of those bytes), with the sample's certificate at
+    // the sample's time.
+    let api = Stub::start("127.0.0.1", 0, move |s| match s.path.as_str() {
+        "/v1/oauth2/token" => Reply::json(
+            200,
+            &serde_json::json!({
+                "access_token": "A21-TEST-TOKEN",
+                "token_type": "Bearer",
+                "expires_in": 32400,
+            }),
+        ),
+        "/v1/notifications/verify-webhook-signature" => {
+            let ok = serde_json::from_slice::<VerifyRequest>(&s.body).is_ok_and(|r| {
+                let h = TransmissionHeaders {
+                    transmission_id: r.transmission_id,
+                    transmission_time: r.transmission_time,
+                    transmission_sig: r.transmission_sig,
+                    cert_url: r.cert_url,
+                    auth_algo: r.auth_algo,
+                };
+                let event = r.webhook_event.get().as_bytes();
+                checker.check(&h, event, &r.webhook_id, SENT_AT).is_ok()
+            });
+            let status = if ok { "SUCCESS" } else { "FAILURE" };
+            Reply::json(200, &serde_json::json!({ "verification_status": status }))
+        }
+        _ => Reply::status(404),
+    })
+    .await
+    .unwrap();
+    let paypal = paypal_at(
+        &api.base,
+        |vars| {
+            vars.insert("PAYPAL_WEBHOOK_VERIFY".into(), "api".into());
+            vars.insert("PAYPAL_WEBHOOK_ID".into(), WEBHOOK_ID.into());
+        },
+        |_| {},
+    );
+
+    // Today the 2015 delivery is far outside the transmission window: PayPal is not asked.
+    let err = paypal
+        .verify_webhook(&v.headers, &v.body)
+        .await
+        .unwrap_err();
+    assert!(err.contains("transmission time"), "{err}");
+    assert_eq!(api.connections(), 0, "a stale delivery costs no request");
+
+    // At its own time it goes to PayPal's API.
+    let result = paypal
+        .verify_webhook_at(
+            &v.headers,
+            &v.body,
+            UNIX_EPOCH + Duration::from_secs(SENT_AT),
+        )
+        .await;
+    let seen = api.seen();
+    let call = seen
+        .iter()
+        .find(|s| s.path == "/v1/notifications/verify-webhook-signature")
+        .expect("the verification API was called");
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.header("authorization"), Some("Bearer A21-TEST-TOKEN"));
+    let sent: VerifyRequest = serde_json::from_slice(&call.body).expect("a JSON request");
+    assert_eq!(
+        sent.webhook_event.get(),
+        std::str::from_utf8(&v.body).unwrap(),
+        "webhook_event is the delivered body, byte for byte"
+    );
+    assert_eq!(
+        (
+            sent.transmission_id.as_str(),
+            sent.transmission_time.as_str(),
+            sent.transmission_sig.as_str(),
+            sent.cert_url.as_str(),
+            sent.auth_algo.as_str(),
+            sent.webhook_id.as_str(),
+        ),
+        (
+            v.headers.transmission_id.as_str(),
+            v.headers.transmission_time.as_str(),
+            v.headers.transmission_sig.as_str(),
+            v.headers.cert_url.as_str(),
+            v.headers.auth_algo.as_str(),
+            WEBHOOK_ID,
+        )
+    );
+    // The bytes PayPal got verify offline (the sample's certificate and CA chain, at the
+    // sample's time)...
+    assert_eq!(
+        v.check(
+            &v.headers,
+            sent.webhook_event.get().as_bytes(),
+            WEBHOOK_ID,
+            SENT_AT
+        ),
+        Ok(())
+    );
+    // ...and so PayPal (the stub) said SUCCESS.
+    assert_eq!(result, Ok(()));
+}
