@@ -2,7 +2,8 @@
 //! at its transmission time and invalid for every kind of tampering; the certificate download
 //! (over real HTTP on 127.0.0.1, against a stub server counting connections) happens only
 //! after every cheap check, only from an allowed URL as parsed, follows no redirect and reads
-//! at most 64 KiB.
+//! at most 64 KiB. Through PayPal's API: the body goes out as `webhook_event` byte for byte,
+//! and the simulator verifies those bytes as received.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -875,4 +876,50 @@ async fn api_mode_sends_paypal_the_delivered_body_byte_for_byte() {
     );
     // ...and so PayPal (the stub) said SUCCESS.
     assert_eq!(result, Ok(()));
+}
+
+#[rocket::async_test]
+async fn the_simulator_verifies_the_webhook_event_as_received() {
+    crate::helpers::install_crypto();
+    let port = crate::helpers::free_port();
+    let sim_base = format!("http://127.0.0.1:{port}");
+    let sim = Arc::new(ticketing::simulator::Sim::new(
+        &sim_base,
+        "",
+        "",
+        "WH-SIMULATOR",
+    ));
+    let figment = rocket::Config::figment()
+        .merge(("address", "127.0.0.1"))
+        .merge(("port", port))
+        .merge(("log_level", rocket::config::LogLevel::Off));
+    tokio::spawn(ticketing::simulator::rocket(figment, sim.clone()).launch());
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let paypal = paypal_at(
+        &sim_base,
+        |vars| {
+            vars.insert("PAYPAL_WEBHOOK_VERIFY".into(), "api".into());
+        },
+        |_| {},
+    );
+    // Keys out of order and spaces: what PayPal signs is these bytes, not a re-serialisation.
+    let body = br#"{"id":"WH-RAW-1", "event_type":"PAYMENT.CAPTURE.COMPLETED", "resource":{"status":"COMPLETED","id":"CAP-1"}}"#;
+    let reserialised =
+        serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(body).unwrap()).unwrap();
+    assert_ne!(reserialised, body);
+    let headers = sim.sign(body);
+    assert_eq!(paypal.verify_webhook(&headers, body).await, Ok(()));
+    let mut tampered = body.to_vec();
+    let at = tampered.windows(5).position(|w| w == b"CAP-1").unwrap();
+    tampered[at + 4] = b'2';
+    let err = paypal
+        .verify_webhook(&headers, &tampered)
+        .await
+        .unwrap_err();
+    assert!(err.contains("not valid"), "{err}");
 }
