@@ -4,7 +4,9 @@
 //! `paypal-cert-url`. The URL, judged as parsed, must be https on a paypal.com host, port 443,
 //! under `/v1/notifications/certs/`; the certificate must chain to a trusted CA, be valid at
 //! the verifier's clock, and name a paypal.com host. Outside production the simulator's own
-//! host and CA can be allowed too.
+//! host and CA can be allowed too. A receiver makes every check that needs no network first
+//! ([`precheck`]: webhook id, transmission time window, algorithm, signature encoding, URL),
+//! and only then downloads the certificate ([`verify_signature`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -179,8 +181,9 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// How old a transmission may be when it arrives ([`precheck`]). PayPal signs every
-/// delivery, retries included, at the time it sends it.
+/// How old a transmission may be when it arrives ([`precheck`]). PayPal sends each attempt,
+/// retries included, as a new transmission with its own id and time (an event's
+/// `transmissions` list shows one per attempt), so only a replay is this old.
 pub const MAX_TRANSMISSION_AGE: Duration = Duration::from_secs(15 * 60);
 /// How far ahead of the receiver's clock a transmission time may be (clock skew).
 pub const MAX_TRANSMISSION_AHEAD: Duration = Duration::from_secs(5 * 60);
