@@ -619,17 +619,59 @@ fn refund(sim: &State<Arc<Sim>>, api: Api, id: &str, body: Option<Json<Value>>) 
     })
 }
 
+/// Verifies like PayPal: the signed CRC-32 is of `webhook_event`'s bytes exactly as
+/// received, never of a re-serialisation. Test:
+/// `the_simulator_verifies_the_webhook_event_as_received` (tests/it/paypal_verify.rs).
 #[post("/v1/notifications/verify-webhook-signature", data = "<body>")]
-fn verify_signature(sim: &State<Arc<Sim>>, _api: Api, body: Json<Value>) -> Reply {
-    let b = body.into_inner();
-    let h = TransmissionHeaders {
-        transmission_id: b["transmission_id"].as_str().unwrap_or_default().into(),
-        transmission_time: b["transmission_time"].as_str().unwrap_or_default().into(),
-        transmission_sig: b["transmission_sig"].as_str().unwrap_or_default().into(),
-        cert_url: b["cert_url"].as_str().unwrap_or_default().into(),
-        auth_algo: b["auth_algo"].as_str().unwrap_or_default().into(),
+async fn verify_signature(sim: &State<Arc<Sim>>, _api: Api, body: rocket::Data<'_>) -> Reply {
+    /// The request, `webhook_event` as the raw text sent.
+    #[derive(Deserialize)]
+    struct VerifyRequest<'r> {
+        #[serde(default)]
+        auth_algo: String,
+        #[serde(default)]
+        cert_url: String,
+        #[serde(default)]
+        transmission_id: String,
+        #[serde(default)]
+        transmission_sig: String,
+        #[serde(default)]
+        transmission_time: String,
+        #[serde(default)]
+        webhook_id: String,
+        #[serde(borrow)]
+        webhook_event: &'r serde_json::value::RawValue,
+    }
+    let text = match body
+        .open(rocket::data::ByteUnit::Mebibyte(1))
+        .into_string()
+        .await
+    {
+        Ok(text) if text.is_complete() => text.into_inner(),
+        _ => {
+            return error(
+                413,
+                "INVALID_REQUEST",
+                None,
+                "The request body is too large.",
+            )
+        }
     };
-    let event = serde_json::to_vec(&b["webhook_event"]).unwrap_or_default();
+    let Ok(b) = serde_json::from_str::<VerifyRequest<'_>>(&text) else {
+        return error(
+            400,
+            "INVALID_REQUEST",
+            Some("MALFORMED_REQUEST_JSON"),
+            "The request JSON is not well formed.",
+        );
+    };
+    let h = TransmissionHeaders {
+        transmission_id: b.transmission_id,
+        transmission_time: b.transmission_time,
+        transmission_sig: b.transmission_sig,
+        cert_url: b.cert_url,
+        auth_algo: b.auth_algo,
+    };
     let trust = verify::TrustStore {
         certs: verify::pem_certs(sim.signer.ca_pem.as_bytes()).unwrap_or_default(),
     };
@@ -639,8 +681,8 @@ fn verify_signature(sim: &State<Arc<Sim>>, _api: Api, body: Json<Value>) -> Repl
     };
     let ok = verify::verify(
         &h,
-        &event,
-        b["webhook_id"].as_str().unwrap_or_default(),
+        b.webhook_event.get().as_bytes(),
+        &b.webhook_id,
         sim.signer.cert_pem.as_bytes(),
         &trust,
         &policy,

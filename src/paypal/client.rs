@@ -1,8 +1,8 @@
 //! The PayPal REST client (reqwest): OAuth client-credentials token cached until shortly
 //! before it expires; create, get and capture orders; refund captures; verify webhook
-//! signatures through the API; download webhook certificates (cached). Every call has a
-//! timeout and is retried on timeouts, 429 and 5xx: all of them are idempotent (GETs, or
-//! POSTs carrying a `PayPal-Request-Id` derived from our own ids).
+//! signatures through the API; download webhook certificates (cached; no redirects, at most
+//! 64 KiB). Every call has a timeout and is retried on timeouts, 429 and 5xx: all of them are
+//! idempotent (GETs, or POSTs carrying a `PayPal-Request-Id` derived from our own ids).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rocket::tokio::sync::Mutex;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::money::Money;
@@ -226,6 +227,19 @@ pub fn order_body(o: &NewOrder) -> Value {
     })
 }
 
+/// The body of `POST /v1/notifications/verify-webhook-signature`.
+#[derive(Serialize)]
+struct VerifySignatureRequest<'a> {
+    auth_algo: &'a str,
+    cert_url: &'a str,
+    transmission_id: &'a str,
+    transmission_sig: &'a str,
+    transmission_time: &'a str,
+    webhook_id: &'a str,
+    /// Written out verbatim.
+    webhook_event: &'a RawValue,
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -234,6 +248,8 @@ struct TokenResponse {
 
 pub struct PayPalClient {
     http: reqwest::Client,
+    /// For certificate downloads only: follows no redirect.
+    cert_http: reqwest::Client,
     pub settings: PayPalSettings,
     token: Mutex<Option<(String, Instant)>>,
     certs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
@@ -242,17 +258,33 @@ pub struct PayPalClient {
 /// Attempts per call (the first and two retries), with growing pauses.
 const ATTEMPTS: u32 = 3;
 
+/// The largest webhook certificate (PEM, with its chain) that is downloaded.
+pub const CERT_MAX_BYTES: usize = 64 * 1024;
+
+/// How long to wait before attempt number `attempt` (0 is the first: no wait).
+async fn pause_before(attempt: u32) {
+    if attempt > 0 {
+        rocket::tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+    }
+}
+
 impl PayPalClient {
     pub fn new(settings: PayPalSettings) -> PayPalClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("ticketing/", env!("CARGO_PKG_VERSION")))
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(settings.timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("ticketing/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = builder().build().expect("HTTP client");
+        let cert_http = builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client");
         PayPalClient {
             http,
+            cert_http,
             settings,
             token: Mutex::new(None),
             certs: Mutex::new(HashMap::new()),
@@ -298,10 +330,7 @@ impl PayPalClient {
     ) -> Result<reqwest::Response, PayPalError> {
         let mut last = None;
         for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                rocket::tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1)))
-                    .await;
-            }
+            pause_before(attempt).await;
             let err = match build().send().await {
                 Ok(res) if res.status().is_success() => return Ok(res),
                 Ok(res) => parse_error(res).await,
@@ -317,12 +346,12 @@ impl PayPalClient {
     }
 
     /// An authorised JSON call with retries.
-    async fn call(
+    async fn call<B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
         request_id: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<reqwest::Response, PayPalError> {
         let token = self.access_token().await?;
         let url = self.url(path);
@@ -371,7 +400,9 @@ impl PayPalClient {
 
     pub async fn get_order(&self, order_id: &str) -> Result<Order, PayPalError> {
         let path = format!("/v2/checkout/orders/{}", encode(order_id));
-        let res = self.call(reqwest::Method::GET, &path, None, None).await?;
+        let res = self
+            .call(reqwest::Method::GET, &path, None, None::<&Value>)
+            .await?;
         res.json().await.map_err(PayPalError::transport)
     }
 
@@ -412,21 +443,24 @@ impl PayPalClient {
         res.json().await.map_err(PayPalError::transport)
     }
 
-    /// Asks PayPal whether a delivery is genuine (the `api` verification mode).
+    /// Asks PayPal whether a delivery is genuine (the `api` verification mode). `event` is
+    /// the delivery's body exactly as received: it is sent as `webhook_event` byte for byte,
+    /// never re-serialised (PayPal checks the CRC-32 of those bytes). Test:
+    /// `api_mode_sends_paypal_the_delivered_body_byte_for_byte` (tests/it/paypal_verify.rs).
     pub async fn verify_webhook_signature(
         &self,
         headers: &super::verify::TransmissionHeaders,
-        event: &Value,
+        event: &RawValue,
     ) -> Result<bool, PayPalError> {
-        let body = json!({
-            "auth_algo": headers.auth_algo,
-            "cert_url": headers.cert_url,
-            "transmission_id": headers.transmission_id,
-            "transmission_sig": headers.transmission_sig,
-            "transmission_time": headers.transmission_time,
-            "webhook_id": self.settings.webhook_id,
-            "webhook_event": event,
-        });
+        let body = VerifySignatureRequest {
+            auth_algo: &headers.auth_algo,
+            cert_url: &headers.cert_url,
+            transmission_id: &headers.transmission_id,
+            transmission_sig: &headers.transmission_sig,
+            transmission_time: &headers.transmission_time,
+            webhook_id: &self.settings.webhook_id,
+            webhook_event: event,
+        };
         let res = self
             .call(
                 reqwest::Method::POST,
@@ -439,22 +473,88 @@ impl PayPalClient {
         Ok(v["verification_status"] == "SUCCESS")
     }
 
-    /// Downloads (once) the certificate PEM at an already-checked URL.
-    pub async fn certificate(&self, url: &str) -> Result<Arc<Vec<u8>>, PayPalError> {
-        if let Some(pem) = self.certs.lock().await.get(url) {
+    /// Downloads (once: cached by URL, at most 64 URLs) the certificate PEM at an
+    /// already-checked URL ([`super::verify::check_cert_url`]). No redirect is followed: a 3xx
+    /// is an error. The body streams in under a hard cap of [`CERT_MAX_BYTES`]: a larger
+    /// `Content-Length` is refused before reading, and reading stops as soon as more arrives.
+    /// Transport failures, 429 and 5xx are tried again; other answers and oversized bodies
+    /// are not. Tests (tests/it/paypal_verify.rs):
+    /// `a_redirect_from_the_certificate_url_is_refused_and_not_followed`,
+    /// `an_endless_certificate_body_is_cut_off_at_64_kib`,
+    /// `a_content_length_over_64_kib_is_refused_before_reading`,
+    /// `a_certificate_of_exactly_64_kib_is_read`.
+    pub async fn certificate(&self, url: &url::Url) -> Result<Arc<Vec<u8>>, PayPalError> {
+        if let Some(pem) = self.certs.lock().await.get(url.as_str()) {
             return Ok(pem.clone());
         }
-        let res = self.send_with_retries(|| self.http.get(url)).await?;
-        let bytes = res.bytes().await.map_err(PayPalError::transport)?;
-        if bytes.len() > 64 * 1024 {
-            return Err(PayPalError::transport("certificate larger than 64 KiB"));
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            pause_before(attempt).await;
+            let err = match self.download_certificate(url).await {
+                Ok(pem) => {
+                    let pem = Arc::new(pem);
+                    let mut certs = self.certs.lock().await;
+                    if certs.len() >= 64 {
+                        certs.clear();
+                    }
+                    certs.insert(url.as_str().to_string(), pem.clone());
+                    return Ok(pem);
+                }
+                Err(e) => e,
+            };
+            tracing::warn!(attempt, error = %err, "certificate download failed");
+            if !err.is_transient() {
+                return Err(err);
+            }
+            last = Some(err);
         }
-        let pem = Arc::new(bytes.to_vec());
-        let mut certs = self.certs.lock().await;
-        if certs.len() > 64 {
-            certs.clear();
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// One download attempt (see [`PayPalClient::certificate`]).
+    async fn download_certificate(&self, url: &url::Url) -> Result<Vec<u8>, PayPalError> {
+        let mut res = self
+            .cert_http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(PayPalError::transport)?;
+        let status = res.status();
+        let refused = |name: &str, message: String| PayPalError {
+            status: Some(status.as_u16()),
+            name: name.into(),
+            issues: Vec::new(),
+            debug_id: None,
+            message,
+        };
+        if !status.is_success() {
+            // Not even an error body is read from a certificate URL.
+            let message = if status.is_redirection() {
+                "redirects are not followed".to_string()
+            } else {
+                "no certificate".to_string()
+            };
+            return Err(refused("CERTIFICATE_DOWNLOAD", message));
         }
-        certs.insert(url.to_string(), pem.clone());
+        let too_large = || {
+            refused(
+                "CERTIFICATE_TOO_LARGE",
+                format!("certificate larger than {} KiB", CERT_MAX_BYTES / 1024),
+            )
+        };
+        if res
+            .content_length()
+            .is_some_and(|n| n > CERT_MAX_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut pem = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(PayPalError::transport)? {
+            if pem.len() + chunk.len() > CERT_MAX_BYTES {
+                return Err(too_large());
+            }
+            pem.extend_from_slice(&chunk);
+        }
         Ok(pem)
     }
 }
