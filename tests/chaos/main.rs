@@ -440,6 +440,26 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
                     .unwrap();
                 trace.push("capture claims lapse");
             }
+            94..=98 => {
+                // A capture PayPal makes but whose every answer is lost, and whose claim then
+                // lapses: the app must find the money later, whatever happened meanwhile.
+                if let Some(url) = back.clone() {
+                    rig.control(json!({ "lose_next": 3 })).await;
+                    let status = buyer
+                        .client
+                        .get(url)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16());
+                    rig.control(json!({ "lose_next": 0 })).await;
+                    diesel::sql_query("UPDATE payments SET capture_claimed_until = NULL")
+                        .execute(&mut rig.conn())
+                        .unwrap();
+                    trace.push(format!(
+                        "return whose capture answers are lost: {status:?}, claim lapses"
+                    ));
+                }
+            }
             90..=93 => {
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(0..250))).await;
                 rig.app.kill_and_restart().await;
