@@ -11,7 +11,7 @@
 //! still held sits on a booking that was paid (or on a queued refund); no booking was paid
 //! twice; no terminal booking changed state; the seat counters match the bookings; the buyer
 //! was sent the mail the outcome calls for. A failing run prints its seed; replay it with
-//! `CHAOS_SEED=<seed> CHAOS_RUNS=1`. `CHAOS_RUNS` sets the number of runs (default 12, the
+//! `CHAOS_SEED=<seed> CHAOS_RUNS=1` (`CHAOS_VERBOSE=1` prints every run's steps). `CHAOS_RUNS` sets the number of runs (default 12, the
 //! short version `scripts/test` runs; `scripts/chaos` runs 500). The last line is
 //! `chaos: runs=<n> seed=<first seed> violations=<n> captured=<minor units> refunded=<minor units>`.
 
@@ -268,6 +268,8 @@ impl Trace {
 #[derive(Default)]
 struct Totals {
     violations: Vec<String>,
+    /// How the runs' bookings ended (state, or "money returned" for money without seats).
+    outcomes: std::collections::BTreeMap<String, u64>,
     captured: i64,
     refunded: i64,
 }
@@ -443,6 +445,21 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
             94..=98 => {
                 // A capture PayPal makes but whose every answer is lost, and whose claim then
                 // lapses: the app must find the money later, whatever happened meanwhile.
+                // Its notifications are lost too (from now on in this run).
+                rig.control(json!({ "webhook_mode": "drop" })).await;
+                if back.is_none() {
+                    let res = rig
+                        .client
+                        .post(format!("{}/checkoutnow/{order}/approve", rig.sim))
+                        .send()
+                        .await
+                        .unwrap();
+                    back = res
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok())
+                        .map(str::to_string);
+                }
                 if let Some(url) = back.clone() {
                     rig.control(json!({ "lose_next": 3 })).await;
                     let status = buyer
@@ -456,7 +473,7 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
                         .execute(&mut rig.conn())
                         .unwrap();
                     trace.push(format!(
-                        "return whose capture answers are lost: {status:?}, claim lapses"
+                        "webhooks dropped; a return whose capture answers are lost: {status:?}; the claim lapses"
                     ));
                 }
             }
@@ -477,7 +494,11 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
     }
     settle_everything(rig).await;
     let found = check(rig, &order, &buyer).await;
-    let (captured, refunded, violations) = found;
+    let (captured, refunded, outcome, violations) = found;
+    *totals.outcomes.entry(outcome).or_default() += 1;
+    if std::env::var_os("CHAOS_VERBOSE").is_some() {
+        eprintln!("chaos: seed={seed} steps: {}", trace.0.join(" → "));
+    }
     totals.captured += captured;
     totals.refunded += refunded;
     for v in violations {
@@ -524,8 +545,9 @@ async fn settle_everything(rig: &Rig) {
     }
 }
 
-/// Checks the invariants for the run's order; returns (captured, refunded, violations).
-async fn check(rig: &Rig, order: &str, buyer: &Buyer) -> (i64, i64, Vec<String>) {
+/// Checks the invariants for the run's order; returns (captured, refunded, how the booking
+/// ended, violations).
+async fn check(rig: &Rig, order: &str, buyer: &Buyer) -> (i64, i64, String, Vec<String>) {
     let mut v = Vec::new();
     let o: Value = rig
         .client
@@ -566,6 +588,13 @@ async fn check(rig: &Rig, order: &str, buyer: &Buyer) -> (i64, i64, Vec<String>)
     let mut c = rig.conn();
     let booking = Booking::find(&mut c, buyer.booking_id).unwrap();
     let payment = Payment::find_by_booking(&mut c, buyer.booking_id).unwrap();
+    let outcome = match &payment {
+        Some(p) if p.unhonoured_at.is_some() => "money_returned".to_string(),
+        Some(p) if p.late_refused && booking.state() == BookingState::Expired => {
+            "late_refused".to_string()
+        }
+        _ => booking.state.clone(),
+    };
     let (app_captured, app_refunded) = match &payment {
         Some(p)
             if matches!(
@@ -650,7 +679,7 @@ async fn check(rig: &Rig, order: &str, buyer: &Buyer) -> (i64, i64, Vec<String>)
             v.push("late approval refused without telling the buyer".into());
         }
     }
-    (sim_captured, sim_refunded, v)
+    (sim_captured, sim_refunded, outcome, v)
 }
 
 fn main() {
@@ -678,6 +707,12 @@ fn main() {
         }
         totals
     });
+    let outcomes: Vec<String> = totals
+        .outcomes
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!("chaos: outcomes {}", outcomes.join(" "));
     println!(
         "chaos: runs={runs} seed={first} violations={} captured={} refunded={}",
         totals.violations.len(),

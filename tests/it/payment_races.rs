@@ -460,3 +460,46 @@ async fn money_without_seats_is_listed_for_admins_until_refunded() {
     assert_eq!(refunded, 2500);
     w.check_invariant();
 }
+
+/// Money that lands for a booking the buyer released after its capture's answers were lost
+/// (the claim lapsed) is refunded automatically, never kept.
+#[rocket::async_test]
+async fn a_capture_that_lands_after_the_buyer_released_is_refunded() {
+    let w = world(5).await;
+    w.control(json!({ "webhook_mode": "drop" })).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    w.control(json!({ "lose_next": 3 })).await;
+    let (status, _) = w.follow(&back).await;
+    assert_eq!(status, 200);
+    let res = w
+        .client
+        .post(w.app.url(&format!("/checkout/{token}/release")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        w.state(&token),
+        "awaiting_payment",
+        "a release is refused while the capture claim is live"
+    );
+    w.lapse_capture_claims();
+    w.client
+        .post(w.app.url(&format!("/checkout/{token}/release")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.state(&token), "cancelled");
+    w.age_payments();
+    w.paypal().reconcile(&w.db(), 20).await.unwrap();
+    let o = w.order(&order).await;
+    assert_eq!(
+        o["purchase_units"][0]["payments"]["captures"][0]["status"], "REFUNDED",
+        "{o}"
+    );
+    assert_eq!(w.state(&token), "cancelled");
+    assert!(w.mails(&token).contains(&"payment_returned".to_string()));
+    w.check_invariant();
+}
