@@ -5,11 +5,11 @@
 use chrono::Utc;
 use diesel::prelude::*;
 
-use super::service::{db_err, load_payment, CaptureOutcome, PayPal};
+use super::service::{db_err, load_payment, lock_payment, CaptureOutcome, PayPal};
 use crate::bookings::lifecycle::{reopen_expired, Reopen};
 use crate::error::AppError;
-use crate::models::{Booking, BookingState, Payment};
-use crate::schema::{bookings, payments};
+use crate::models::BookingState;
+use crate::schema::payments;
 use crate::Db;
 
 /// What the capture claim found.
@@ -34,21 +34,7 @@ fn claim_capture(
     claim_for: chrono::Duration,
 ) -> QueryResult<Claim> {
     conn.transaction(|conn| {
-        let booking_id: i64 = payments::table
-            .find(payment_id)
-            .select(payments::booking_id)
-            .first(conn)?;
-        // Lock order: booking row first, as everywhere.
-        let booking: Booking = bookings::table
-            .find(booking_id)
-            .for_update()
-            .select(Booking::as_select())
-            .first(conn)?;
-        let payment: Payment = payments::table
-            .find(payment_id)
-            .for_update()
-            .select(Payment::as_select())
-            .first(conn)?;
+        let (booking, payment) = lock_payment(conn, payment_id)?;
         if matches!(
             payment.capture_status.as_deref(),
             Some("COMPLETED" | "PENDING" | "PARTIALLY_REFUNDED" | "REFUNDED" | "REVERSED")

@@ -114,3 +114,26 @@ pub(super) async fn load_payment(db: &Db, payment_id: i64) -> Result<(Payment, B
     })
     .await
 }
+
+/// Locks a payment's booking row and then the payment row (the lock order everywhere is
+/// booking first), returning both as they are under the locks. Call inside a transaction.
+pub(super) fn lock_payment(
+    conn: &mut PgConnection,
+    payment_id: i64,
+) -> QueryResult<(Booking, Payment)> {
+    let booking_id: i64 = payments::table
+        .find(payment_id)
+        .select(payments::booking_id)
+        .first(conn)?;
+    let booking: Booking = crate::schema::bookings::table
+        .find(booking_id)
+        .for_update()
+        .select(Booking::as_select())
+        .first(conn)?;
+    let payment: Payment = payments::table
+        .find(payment_id)
+        .for_update()
+        .select(Payment::as_select())
+        .first(conn)?;
+    Ok((booking, payment))
+}

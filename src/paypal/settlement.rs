@@ -15,7 +15,7 @@ use diesel::prelude::*;
 
 use super::client::Order;
 use super::refunds::REFUND_REQUESTED;
-use super::service::{db_err, load_payment, CaptureOutcome, PayPal};
+use super::service::{db_err, load_payment, lock_payment, CaptureOutcome, PayPal};
 use crate::bookings::lifecycle::{reopen_expired, transition, Reopen};
 use crate::error::AppError;
 use crate::models::{Booking, BookingState, Payment};
@@ -82,20 +82,7 @@ fn apply(
     payment_id: i64,
     order: &Order,
 ) -> QueryResult<(CaptureOutcome, Option<i64>)> {
-    let booking_id: i64 = payments::table
-        .find(payment_id)
-        .select(payments::booking_id)
-        .first(conn)?;
-    let booking: Booking = bookings::table
-        .find(booking_id)
-        .for_update()
-        .select(Booking::as_select())
-        .first(conn)?;
-    let payment: Payment = payments::table
-        .find(payment_id)
-        .for_update()
-        .select(Payment::as_select())
-        .first(conn)?;
+    let (booking, payment) = lock_payment(conn, payment_id)?;
     let capture = order.capture().cloned();
     // A declined capture we have not seen yet moves to the next request id (seen again,
     // e.g. from a webhook, it changes nothing).

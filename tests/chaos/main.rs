@@ -254,6 +254,20 @@ async fn hold(rig: &Rig, event: &str, event_id: i64, type_id: i64, qty: i32) -> 
     })
 }
 
+/// The buyer presses Approve or Decline at the simulator; returns where they are sent back.
+async fn approval(rig: &Rig, order: &str, action: &str) -> Option<String> {
+    let res = rig
+        .client
+        .post(format!("{}/checkoutnow/{order}/{action}", rig.sim))
+        .send()
+        .await
+        .ok()?;
+    res.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string)
+}
+
 /// What a run did, for the report of a failing seed.
 #[derive(Default)]
 struct Trace(Vec<String>);
@@ -336,17 +350,7 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
                 } else {
                     "decline"
                 };
-                let res = rig
-                    .client
-                    .post(format!("{}/checkoutnow/{order}/{action}", rig.sim))
-                    .send()
-                    .await
-                    .unwrap();
-                back = res
-                    .headers()
-                    .get("location")
-                    .and_then(|l| l.to_str().ok())
-                    .map(str::to_string);
+                back = approval(rig, &order, action).await;
                 trace.push(action);
             }
             18..=35 => {
@@ -448,17 +452,7 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
                 // Its notifications are lost too (from now on in this run).
                 rig.control(json!({ "webhook_mode": "drop" })).await;
                 if back.is_none() {
-                    let res = rig
-                        .client
-                        .post(format!("{}/checkoutnow/{order}/approve", rig.sim))
-                        .send()
-                        .await
-                        .unwrap();
-                    back = res
-                        .headers()
-                        .get("location")
-                        .and_then(|l| l.to_str().ok())
-                        .map(str::to_string);
+                    back = approval(rig, &order, "approve").await;
                 }
                 if let Some(url) = back.clone() {
                     rig.control(json!({ "lose_next": 3 })).await;

@@ -83,6 +83,32 @@ impl World {
             .execute(&mut self.app.conn());
     }
 
+    /// A booking of one seat whose capture PayPal made but whose every answer was lost (with
+    /// webhooks dropped), and whose capture claim has lapsed: its token, order and return URL.
+    async fn lost_capture(&self) -> (String, String, String) {
+        self.control(json!({ "webhook_mode": "drop" })).await;
+        let token = self.hold(1).await;
+        let (_, order) = self.pay(&token).await;
+        let back = self.approval(&order, "approve").await;
+        // The capture happens at PayPal, but every answer (the first and both retries) is lost.
+        self.control(json!({ "lose_next": 3 })).await;
+        let (status, _) = self.follow(&back).await;
+        assert_eq!(status, 200);
+        assert_eq!(self.captures(&order).await, 1, "PayPal holds the money");
+        (token, order, back)
+    }
+
+    /// The buyer clicks "Give the seats back".
+    async fn release(&self, token: &str) {
+        let res = self
+            .client
+            .post(self.app.url(&format!("/checkout/{token}/release")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+    }
+
     fn cancel_as_admin(&self, token: &str) {
         let id = self.booking_id(token);
         let moved = self
@@ -180,13 +206,7 @@ async fn an_approval_after_the_buyer_released_the_seats_is_never_captured() {
     let w = world(10).await;
     let token = w.hold(2).await;
     let (_, order) = w.pay(&token).await;
-    let res = w
-        .client
-        .post(w.app.url(&format!("/checkout/{token}/release")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    w.release(&token).await;
     assert_eq!(w.state(&token), "cancelled");
     let back = w.approval(&order, "approve").await;
     let (status, page) = w.follow(&back).await;
@@ -262,15 +282,7 @@ async fn a_webhook_whose_settlement_fails_is_retried_not_swallowed() {
 #[rocket::async_test]
 async fn a_capture_that_lands_after_expiry_is_recorded_and_refunded() {
     let w = world(1).await;
-    w.control(json!({ "webhook_mode": "drop" })).await;
-    let token = w.hold(1).await;
-    let (_, order) = w.pay(&token).await;
-    let back = w.approval(&order, "approve").await;
-    // The capture happens at PayPal, but every answer (the first and both retries) is lost.
-    w.control(json!({ "lose_next": 3 })).await;
-    let (status, _) = w.follow(&back).await;
-    assert_eq!(status, 200);
-    assert_eq!(w.captures(&order).await, 1, "PayPal holds the money");
+    let (token, order, back) = w.lost_capture().await;
     w.lapse_capture_claims();
     w.run_out(&token);
     w.wait_state(&token, "expired").await;
@@ -399,12 +411,7 @@ async fn admin_login(w: &World, client: &reqwest::Client) {
 #[rocket::async_test]
 async fn money_without_seats_is_listed_for_admins_until_refunded() {
     let w = world(1).await;
-    w.control(json!({ "webhook_mode": "drop" })).await;
-    let token = w.hold(1).await;
-    let (_, order) = w.pay(&token).await;
-    let back = w.approval(&order, "approve").await;
-    w.control(json!({ "lose_next": 3 })).await;
-    w.follow(&back).await;
+    let (token, _, _) = w.lost_capture().await;
     w.lapse_capture_claims();
     w.run_out(&token);
     w.wait_state(&token, "expired").await;
@@ -466,31 +473,15 @@ async fn money_without_seats_is_listed_for_admins_until_refunded() {
 #[rocket::async_test]
 async fn a_capture_that_lands_after_the_buyer_released_is_refunded() {
     let w = world(5).await;
-    w.control(json!({ "webhook_mode": "drop" })).await;
-    let token = w.hold(1).await;
-    let (_, order) = w.pay(&token).await;
-    let back = w.approval(&order, "approve").await;
-    w.control(json!({ "lose_next": 3 })).await;
-    let (status, _) = w.follow(&back).await;
-    assert_eq!(status, 200);
-    let res = w
-        .client
-        .post(w.app.url(&format!("/checkout/{token}/release")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
+    let (token, order, _) = w.lost_capture().await;
+    w.release(&token).await;
     assert_eq!(
         w.state(&token),
         "awaiting_payment",
         "a release is refused while the capture claim is live"
     );
     w.lapse_capture_claims();
-    w.client
-        .post(w.app.url(&format!("/checkout/{token}/release")))
-        .send()
-        .await
-        .unwrap();
+    w.release(&token).await;
     assert_eq!(w.state(&token), "cancelled");
     w.age_payments();
     w.paypal().reconcile(&w.db(), 20).await.unwrap();

@@ -311,7 +311,8 @@ async fn forged_webhooks_get_400_and_change_nothing() {
             ("paypal-transmission-id", "f0rged".to_string()),
             (
                 "paypal-transmission-time",
-                "2026-11-22T00:00:00Z".to_string(),
+                // Now, so that the signature and the certificate URL are what is judged.
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             ),
             ("paypal-transmission-sig", sig.to_string()),
             ("paypal-cert-url", cert.to_string()),
