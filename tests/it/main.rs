@@ -17,3 +17,4 @@ mod paypal_world;
 mod private;
 mod public;
 mod seed;
+mod server_version;
