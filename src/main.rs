@@ -61,7 +61,7 @@ struct VerifyWebhook {
     /// JSON file with the delivery's PAYPAL-* headers (the object, or {"headers": {...}})
     #[arg(long, value_name = "FILE")]
     headers: PathBuf,
-    /// The webhook's id in the PayPal app (WEBHOOK_ID), which the signature covers
+    /// The webhook's id in the PayPal app (PAYPAL_WEBHOOK_ID), which the signature covers
     #[arg(long, value_name = "ID")]
     webhook_id: String,
     /// PEM file with the signing certificate that PAYPAL-CERT-URL names
