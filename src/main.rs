@@ -1,61 +1,141 @@
-//! The `ticketing` binary: `serve` (default) runs the site; `migrate` applies migrations;
-//! `seed` fills an empty database with demo data.
+//! The `ticketing` binary; its command line is parsed by `clap` (`ticketing --help` lists it):
+//! `serve` (the default) runs the site; `migrate` applies migrations; `seed` fills an empty
+//! database with demo data; `create-admin` adds an admin account; `paypal verify-webhook`
+//! checks a PayPal webhook delivery offline, with no configuration or database.
+//!
+//! Exit codes: 0 on success; 1 when a command fails (and for an `invalid` webhook); 2 for bad
+//! arguments (clap's usage message on stderr) or a bad `--email`; 78 (EX_CONFIG) when the
+//! configuration is incomplete or invalid.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use ticketing::{config::Config, logging};
 
-const USAGE: &str = "usage: ticketing [serve | migrate | seed | paypal verify-webhook ...]
-  serve    apply pending migrations and run the web app (default)
-  migrate  apply pending migrations and exit
-  seed     apply migrations, then add demo events and an admin account (safe to repeat)
-  create-admin --email EMAIL [--name NAME]
-           create an admin account with a generated password (printed once)
-  paypal verify-webhook --body FILE --headers FILE --webhook-id ID --cert PEM
-                        [--at RFC3339-TIME] [--ca PEM]...
-           check a PayPal webhook delivery offline: prints `valid` (exit 0)
-           or `invalid: <reason>` (exit 1)";
+#[derive(Parser)]
+#[command(name = "ticketing", version, about)]
+struct Cli {
+    /// What to do; without one, `serve` runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations and run the web app (the default when no command is given)
+    Serve,
+    /// Apply pending migrations and exit
+    Migrate,
+    /// Apply migrations, then add demo events and an admin account (safe to repeat)
+    Seed,
+    /// Create an admin account with a generated password (printed once)
+    CreateAdmin(CreateAdmin),
+    /// PayPal tools for operators (need no database)
+    #[command(subcommand)]
+    Paypal(Paypal),
+}
+
+#[derive(Args)]
+struct CreateAdmin {
+    /// Email address the admin signs in with
+    #[arg(long, value_name = "EMAIL")]
+    email: String,
+    /// Name shown for the account
+    #[arg(long, value_name = "NAME", default_value = "Admin")]
+    name: String,
+}
+
+#[derive(Subcommand)]
+enum Paypal {
+    /// Check a PayPal webhook delivery offline: prints `valid` (exit 0) or `invalid: <reason>` (exit 1)
+    VerifyWebhook(VerifyWebhook),
+}
+
+#[derive(Args)]
+#[command(args_override_self = true)]
+struct VerifyWebhook {
+    /// File holding the delivered request body, byte for byte
+    #[arg(long, value_name = "FILE")]
+    body: PathBuf,
+    /// JSON file with the delivery's PAYPAL-* headers (the object, or {"headers": {...}})
+    #[arg(long, value_name = "FILE")]
+    headers: PathBuf,
+    /// The webhook's id in the PayPal app (PAYPAL_WEBHOOK_ID), which the signature covers
+    #[arg(long, value_name = "ID")]
+    webhook_id: String,
+    /// PEM file with the signing certificate that PAYPAL-CERT-URL names
+    #[arg(long, value_name = "PEM")]
+    cert: PathBuf,
+    /// Check as if at this RFC 3339 time (e.g. 2015-05-18T15:45:13Z) instead of now
+    #[arg(long, value_name = "RFC3339-TIME")]
+    at: Option<String>,
+    /// CA certificates (PEM) to trust; repeatable [default: the system bundle and config/paypal-webhook-ca.pem, where present]
+    #[arg(long, value_name = "PEM")]
+    ca: Vec<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("serve");
-    if matches!(command, "-h" | "--help" | "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if command == "paypal" {
-        return paypal_command(&args[1..]);
-    }
-    if !matches!(command, "serve" | "migrate" | "seed" | "create-admin") {
-        eprintln!("unknown command {command:?}\n{USAGE}");
-        return ExitCode::from(2);
-    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap leaves the usage line off a few errors (a flag given without its value):
+        // every bad argument shows it.
+        Err(e) if e.use_stderr() && !e.render().to_string().contains("Usage:") => {
+            let _ = e.print();
+            eprintln!("\n{}", Cli::command().render_usage());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    run(command).unwrap_or_else(|code| code)
+}
+
+fn run(command: Command) -> Result<ExitCode, ExitCode> {
+    Ok(match command {
+        Command::Paypal(Paypal::VerifyWebhook(args)) => verify_webhook(&args),
+        Command::Serve => {
+            let (config, db) = open(true)?;
+            serve(config, db)
+        }
+        Command::Migrate => {
+            open(false)?;
+            println!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Command::Seed => {
+            let (config, db) = open(false)?;
+            seed(&config, &db)
+        }
+        Command::CreateAdmin(args) => {
+            let (_, db) = open(false)?;
+            create_admin(&args, &db)
+        }
+    })
+}
+
+/// Loads the configuration (exit 78 if it is wrong), starts logging, connects (with no
+/// background connections for a one-shot command) and applies pending migrations (exit 1 if
+/// they fail).
+fn open(for_serve: bool) -> Result<(Config, ticketing::Db), ExitCode> {
     let config = match Config::load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("ticketing: {e}");
-            return ExitCode::from(78); // EX_CONFIG
+            return Err(ExitCode::from(78)); // EX_CONFIG
         }
     };
     logging::init(&config);
-    let db = if command == "serve" {
+    let db = if for_serve {
         ticketing::connect(&config)
     } else {
         ticketing::connect_for_command(&config)
     };
     if let Err(e) = db.migrate() {
         eprintln!("ticketing: could not apply database migrations: {e}");
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
-    match command {
-        "migrate" => {
-            println!("migrations applied");
-            ExitCode::SUCCESS
-        }
-        "seed" => seed(&config, &db),
-        "create-admin" => create_admin(&args[1..], &db),
-        _ => serve(config, db),
-    }
+    Ok((config, db))
 }
 
 fn seed(config: &Config, db: &ticketing::Db) -> ExitCode {
@@ -114,67 +194,44 @@ fn serve(config: Config, db: ticketing::Db) -> ExitCode {
 }
 
 /// `paypal verify-webhook`: offline verification for operators and tests; needs no database.
-fn paypal_command(args: &[String]) -> ExitCode {
+fn verify_webhook(args: &VerifyWebhook) -> ExitCode {
     use ticketing::paypal::verify;
-    if args.first().map(String::as_str) != Some("verify-webhook") {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
-    let mut opts: std::collections::HashMap<&str, Vec<&str>> = Default::default();
-    let mut it = args[1..].iter();
-    while let Some(flag) = it.next() {
-        match (flag.as_str(), it.next()) {
-            (
-                f @ ("--body" | "--headers" | "--webhook-id" | "--cert" | "--at" | "--ca"),
-                Some(v),
-            ) => opts.entry(f).or_default().push(v),
-            _ => {
-                eprintln!("unexpected argument {flag:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let one = |k: &str| opts.get(k).and_then(|v| v.last().copied());
-    let (Some(body), Some(headers), Some(webhook_id), Some(cert)) = (
-        one("--body"),
-        one("--headers"),
-        one("--webhook-id"),
-        one("--cert"),
-    ) else {
-        eprintln!("--body, --headers, --webhook-id and --cert are required\n{USAGE}");
-        return ExitCode::from(2);
-    };
     let result = (|| -> Result<(), String> {
-        let body = std::fs::read(body).map_err(|e| format!("cannot read {body}: {e}"))?;
+        let (body, headers, cert) = (&args.body, &args.headers, &args.cert);
+        let body =
+            std::fs::read(body).map_err(|e| format!("cannot read {}: {e}", body.display()))?;
         let headers_json: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(headers).map_err(|e| format!("cannot read {headers}: {e}"))?,
+            &std::fs::read(headers)
+                .map_err(|e| format!("cannot read {}: {e}", headers.display()))?,
         )
-        .map_err(|e| format!("{headers} is not JSON: {e}"))?;
+        .map_err(|e| format!("{} is not JSON: {e}", headers.display()))?;
         // Either {"headers": {...}} (the sample's shape) or the headers object itself.
         let h = headers_json.get("headers").unwrap_or(&headers_json);
         let headers: verify::TransmissionHeaders = serde_json::from_value(h.clone())
             .map_err(|e| format!("headers file lacks a PayPal header: {e}"))?;
-        let cert = std::fs::read(cert).map_err(|e| format!("cannot read {cert}: {e}"))?;
-        let now = match one("--at") {
+        let cert =
+            std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+        let now = match &args.at {
             Some(at) => verify::parse_time(at)?,
             None => std::time::SystemTime::now(),
         };
-        let ca_files: Vec<std::path::PathBuf> = match opts.get("--ca") {
-            Some(list) => list.iter().map(Into::into).collect(),
-            None => [
+        let ca_files: Vec<PathBuf> = if args.ca.is_empty() {
+            [
                 "/etc/ssl/certs/ca-certificates.crt",
                 "config/paypal-webhook-ca.pem",
             ]
             .iter()
-            .map(std::path::PathBuf::from)
+            .map(PathBuf::from)
             .filter(|p| p.is_file())
-            .collect(),
+            .collect()
+        } else {
+            args.ca.clone()
         };
         let trust = verify::TrustStore::from_files(&ca_files)?;
         verify::verify(
             &headers,
             &body,
-            webhook_id,
+            &args.webhook_id,
             &cert,
             &trust,
             &verify::CertPolicy::default(),
@@ -195,25 +252,15 @@ fn paypal_command(args: &[String]) -> ExitCode {
 
 /// `create-admin --email EMAIL [--name NAME]`: the first admin account, with a generated
 /// password printed once.
-fn create_admin(args: &[String], db: &ticketing::Db) -> ExitCode {
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let Some(email) = value("--email") else {
-        eprintln!("create-admin needs --email EMAIL\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let email = match ticketing::bookings::validate::email(&email) {
+fn create_admin(args: &CreateAdmin, db: &ticketing::Db) -> ExitCode {
+    let email = match ticketing::bookings::validate::email(&args.email) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("--email: {e}");
             return ExitCode::from(2);
         }
     };
-    let name = value("--name").unwrap_or_else(|| "Admin".into());
+    let name = args.name.clone();
     let password = ticketing::passwords::generate();
     let result = db.get().map_err(|e| e.to_string()).and_then(|mut conn| {
         if ticketing::models::User::find_by_email(&mut conn, &email)

@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod bookings;
+mod cli;
 mod config;
 mod edge;
 mod health;
