@@ -148,7 +148,15 @@ async fn a_hold_running_out_during_a_slow_capture_is_paid_and_its_seats_stay_tak
         .await;
     let client = w.client.clone();
     let returning = rocket::tokio::spawn(async move { client.get(back).send().await.unwrap() });
-    rocket::tokio::time::sleep(Duration::from_millis(700)).await;
+    // The capture is in flight (PayPal answers after 2.5 s) once its claim is written.
+    wait_until("the capture claim", || {
+        payments::table
+            .select(payments::capture_claimed_until)
+            .first::<Option<chrono::DateTime<chrono::Utc>>>(&mut w.app.conn())
+            .unwrap()
+            .is_some()
+    })
+    .await;
     w.run_out(&token); // the buyer approved at the last moment
     rocket::tokio::time::sleep(Duration::from_millis(1500)).await; // the sweeper runs
     assert!(
