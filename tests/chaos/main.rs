@@ -486,7 +486,7 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
     for r in returns {
         let _ = r.await;
     }
-    settle_everything(rig).await;
+    settle_everything(rig, buyer.booking_id).await;
     let found = check(rig, &order, &buyer).await;
     let (captured, refunded, outcome, violations) = found;
     *totals.outcomes.entry(outcome).or_default() += 1;
@@ -505,8 +505,10 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
 
 /// Lets time pass as it would in production: faults stop, held webhooks are delivered,
 /// capture claims lapse, and the jobs (webhook re-settlement, reconciliation, refund
-/// reconciliation) run until nothing is left for them.
-async fn settle_everything(rig: &Rig) {
+/// reconciliation) run until nothing is left for them. Only this run's booking is aged:
+/// the database holds every earlier run's payments, which would otherwise all become due at
+/// once and crowd this one out of reconciliation's batches.
+async fn settle_everything(rig: &Rig, booking_id: i64) {
     rig.control(
         json!({ "fail_next": 0, "lose_next": 0, "delay_ms": 0, "delay_next": 0,
                         "webhook_mode": "normal" }),
@@ -522,12 +524,19 @@ async fn settle_everything(rig: &Rig) {
         {
             let mut c = rig.conn();
             for sql in [
-                "UPDATE payments SET capture_claimed_until = NULL, reconciled_at = NULL,
-                        updated_at = updated_at - interval '3 minutes'",
+                format!(
+                    "UPDATE payments SET capture_claimed_until = NULL, reconciled_at = NULL,
+                            updated_at = updated_at - interval '3 minutes'
+                      WHERE booking_id = {booking_id}"
+                ),
                 "UPDATE webhook_events SET received_at = received_at - interval '2 minutes',
-                        attempted_at = NULL WHERE processed_at IS NULL",
-                "UPDATE refunds SET attempted_at = attempted_at - interval '11 minutes'
-                  WHERE status = 'REQUESTED'",
+                        attempted_at = NULL WHERE processed_at IS NULL"
+                    .to_string(),
+                format!(
+                    "UPDATE refunds SET attempted_at = attempted_at - interval '11 minutes'
+                      WHERE status = 'REQUESTED'
+                        AND payment_id IN (SELECT id FROM payments WHERE booking_id = {booking_id})"
+                ),
             ] {
                 diesel::sql_query(sql).execute(&mut c).unwrap();
             }
