@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use rocket::http::Status;
 use serde_json::Value;
 
-use super::service::{db_err, CaptureOutcome, IdRow, PayPal};
+use super::service::{CaptureOutcome, IdRow, PayPal};
 use crate::error::AppError;
 use crate::models::Payment;
 use crate::schema::webhook_events;
@@ -195,8 +195,7 @@ impl PayPal {
                     .select((webhook_events::event_id, webhook_events::body))
                     .load(conn)?)
             })
-            .await
-            .map_err(db_err)?;
+            .await?;
         let n = rows.len();
         for (event_id, body) in rows {
             match self.process(db, &event_id, &body).await {
