@@ -832,7 +832,17 @@ async fn flush(sim: &State<Arc<Sim>>) -> Json<Value> {
 }
 
 /// The simulator as a Rocket application (its own binary mounts it; tests too).
+/// The simulator keeps no cookies, but Rocket's `secrets` feature (the site's, unified into
+/// the same build) refuses to start a release build without a key; a fresh random one per
+/// start is all it needs (test: `compose check` in scripts/test-deploy starts the release
+/// binary with the dev compose file's environment).
 pub fn rocket(figment: rocket::figment::Figment, sim: Arc<Sim>) -> Rocket<Build> {
+    let mut key = [0u8; 64];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+    let figment = figment.merge((
+        "secret_key",
+        base64::engine::general_purpose::STANDARD.encode(key),
+    ));
     rocket::custom(figment).manage(sim).mount(
         "/",
         routes![
