@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::db::Db;
 use crate::models::User;
-use crate::schema::{admin_sessions, audit_log, users};
-use crate::waivers::sha256_hex;
+use crate::schema::{admin_sessions, users};
+use ticketing_core::tokens::sha256_hex;
 
 pub const SESSION_COOKIE: &str = "admin_session";
 /// A session unused for this long ends.
@@ -36,6 +36,14 @@ pub struct Staff {
 }
 
 impl Staff {
+    /// This staff member as the actor of an audit entry.
+    pub fn actor(&self) -> ticketing_domain::audit::Actor<'_> {
+        ticketing_domain::audit::Actor {
+            user_id: Some(self.user.id),
+            ip: &self.ip,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == "admin"
     }
@@ -292,7 +300,7 @@ pub async fn revoke(db: &Db, session_id: i64) -> Result<(), crate::error::AppErr
     .await
 }
 
-/// Writes an audit entry (call inside the transaction of the change it records).
+/// Writes an audit entry for `staff` (call inside the transaction of the change it records).
 pub fn audit(
     conn: &mut PgConnection,
     staff: &Staff,
@@ -302,16 +310,13 @@ pub fn audit(
     before: Option<Value>,
     after: Option<Value>,
 ) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::user_id.eq(staff.user.id),
-            audit_log::action.eq(action),
-            audit_log::entity.eq(entity),
-            audit_log::entity_id.eq(entity_id),
-            audit_log::before.eq(before),
-            audit_log::after.eq(after),
-            audit_log::ip.eq(&staff.ip),
-        ))
-        .execute(conn)?;
-    Ok(())
+    ticketing_domain::audit::record(
+        conn,
+        staff.actor(),
+        action,
+        entity,
+        entity_id,
+        before,
+        after,
+    )
 }

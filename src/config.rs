@@ -1,7 +1,9 @@
 //! Typed application configuration: read once at start from the environment (after
 //! `.env.local` or `.env.production`, chosen by `APP_ENV`), validated all together, so that a
 //! missing or malformed setting stops the app with the variable's name and what is expected.
-//! Secrets (database password, secret key) are never printed, not even by `Debug`.
+//! Secrets (database password, secret key) are never printed, not even by `Debug`. Each
+//! area's settings struct lives with the code that owns it (`MailSettings` with the mail
+//! sender, `PayPalSettings` with the PayPal client); this module reads and assembles them.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,6 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use base64::Engine;
+
+use crate::mail::{MailSettings, MailTransport, SmtpSecurity};
 
 /// Which environment the app runs in; decides the env file and the strictness of checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,59 +73,6 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub paypal: crate::paypal::PayPalSettings,
     pub mail: MailSettings,
-}
-
-/// How mail leaves the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MailTransport {
-    Smtp {
-        host: String,
-        port: u16,
-        security: SmtpSecurity,
-        username: Option<String>,
-        password: Option<String>,
-    },
-    /// `.eml` files in a directory (local work without a mail server; refused in production).
-    File { dir: PathBuf },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    StartTls,
-    Tls,
-    None,
-}
-
-#[derive(Clone)]
-pub struct MailSettings {
-    pub transport: MailTransport,
-    pub from_email: String,
-    pub from_name: String,
-    pub reply_to: Option<String>,
-}
-
-impl fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let transport = match &self.transport {
-            MailTransport::Smtp {
-                host,
-                port,
-                security,
-                username,
-                ..
-            } => format!(
-                "smtp {host}:{port} {security:?} user={}",
-                username.as_deref().unwrap_or("-")
-            ),
-            MailTransport::File { dir } => format!("file {dir:?}"),
-        };
-        f.debug_struct("MailSettings")
-            .field("transport", &transport)
-            .field("from_email", &self.from_email)
-            .field("from_name", &self.from_name)
-            .field("reply_to", &self.reply_to)
-            .finish()
-    }
 }
 
 /// Certificate files for serving HTTPS.
@@ -653,7 +604,7 @@ fn read_mail(r: &mut Reader, production: bool, site_name: &str) -> MailSettings 
         None => "tickets@localhost.test".into(),
     };
     if !from_email.is_empty()
-        && crate::bookings::validate::email(&from_email).is_err()
+        && ticketing_core::validate::email(&from_email).is_err()
         && !from_email.ends_with("@localhost.test")
     {
         r.problem(
@@ -663,7 +614,7 @@ fn read_mail(r: &mut Reader, production: bool, site_name: &str) -> MailSettings 
     }
     let reply_to = r.raw("MAIL_REPLY_TO");
     if let Some(rt) = &reply_to {
-        if crate::bookings::validate::email(rt).is_err() {
+        if ticketing_core::validate::email(rt).is_err() {
             r.problem(
                 "MAIL_REPLY_TO",
                 format!("expected an email address, got {rt:?}"),

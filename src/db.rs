@@ -1,58 +1,48 @@
-//! The PostgreSQL connection pool (Diesel on r2d2) and the embedded migrations.
-//! Handlers reach the database through [`Db::run`], which runs blocking Diesel code on
-//! Tokio's blocking pool and turns pool exhaustion or an unreachable server into a 503.
+//! The web layer's handle on the database: the pool of `ticketing-db`, managed as Rocket
+//! state, whose [`Db::run`] returns the HTTP error type, so a handler can build its refusal
+//! inside the blocking closure. It dereferences to [`ticketing_db::Db`] for the layers below.
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::AppError;
 
-/// The migrations in `migrations/`, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub use ticketing_db::{run_migrations, PgConn, PgPool, MIGRATIONS};
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
-
-/// A cheap-to-clone handle on the connection pool, managed as Rocket state.
+/// A cheap-to-clone handle on the connection pool.
 #[derive(Clone)]
-pub struct Db {
-    pool: PgPool,
+pub struct Db(ticketing_db::Db);
+
+impl Deref for Db {
+    type Target = ticketing_db::Db;
+
+    fn deref(&self) -> &ticketing_db::Db {
+        &self.0
+    }
+}
+
+impl From<ticketing_db::Db> for Db {
+    fn from(db: ticketing_db::Db) -> Db {
+        Db(db)
+    }
 }
 
 impl Db {
-    /// Builds the pool without waiting for a connection: the app can start (and answer
-    /// `/healthz` with 503) while the database is still coming up.
+    /// See [`ticketing_db::Db::new`].
     pub fn new(database_url: &str, size: u32, timeout: Duration) -> Db {
-        Db::build(database_url, size, Some(size.min(2)), timeout)
+        Db(ticketing_db::Db::new(database_url, size, timeout))
     }
 
-    /// A pool for one-shot commands (migrate, seed, create-admin): connections are made only
-    /// when asked for, on the asking thread. Idle connections opened in the background could
-    /// still be starting (libpq setting up TLS or GSSAPI) while the process exits, which
-    /// crashes it at exit now and then.
+    /// See [`ticketing_db::Db::on_demand`].
     pub fn on_demand(database_url: &str, timeout: Duration) -> Db {
-        Db::build(database_url, 2, Some(0), timeout)
-    }
-
-    fn build(database_url: &str, size: u32, min_idle: Option<u32>, timeout: Duration) -> Db {
-        let manager = ConnectionManager::<PgConnection>::new(database_url);
-        let pool = Pool::builder()
-            .max_size(size)
-            .min_idle(min_idle)
-            .connection_timeout(timeout)
-            // A broken connection is noticed by its failed query and dropped by the manager;
-            // testing every checkout would double the round trips of every request.
-            .test_on_check_out(false)
-            .build_unchecked(manager);
-        Db { pool }
+        Db(ticketing_db::Db::on_demand(database_url, timeout))
     }
 
     /// A connection for blocking code (commands, background jobs already on a blocking thread).
     pub fn get(&self) -> Result<PgConn, AppError> {
-        self.pool.get().map_err(AppError::from)
+        Ok(self.0.get()?)
     }
 
     /// Runs `f` with a pooled connection on a blocking thread.
@@ -61,7 +51,7 @@ impl Db {
         F: FnOnce(&mut PgConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let pool = self.0.pool().clone();
         rocket::tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(AppError::from)?;
             f(&mut conn)
@@ -72,14 +62,6 @@ impl Db {
 
     /// Applies every pending migration; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, AppError> {
-        let mut conn = self.get()?;
-        run_migrations(&mut conn)
+        Ok(self.0.migrate()?)
     }
-}
-
-/// Applies every pending embedded migration on `conn`.
-pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, AppError> {
-    conn.run_pending_migrations(MIGRATIONS)
-        .map(|versions| versions.iter().map(|v| v.to_string()).collect())
-        .map_err(|e| AppError::internal(format!("migrations failed: {e}")))
 }

@@ -1,8 +1,9 @@
-//! The one application error type. It carries an HTTP status, a message safe to show the
-//! user, and the source error for the log. It renders the HTML error page, or JSON when the
-//! client asked for JSON. Policy: Diesel `NotFound` → 404; no connection from the pool or a
-//! lost connection → 503; every other database or internal failure → 500 with the details
-//! only in the log.
+//! The HTTP error type. It carries a status, a message safe to show the user, and the source
+//! error for the log. It renders the HTML error page, or JSON when the client asked for JSON.
+//! The layers below return [`ticketing_db::Error`] with an [`ErrorKind`]; [`status_of`] is
+//! the one place a kind becomes a status. Policy (from `ticketing_db::error`): Diesel
+//! `NotFound` → 404; no connection from the pool or a lost connection → 503; every other
+//! database or internal failure → 500 with the details only in the log.
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::serde::json::Json;
 use rocket_dyn_templates::Template;
 use serde_json::json;
+use ticketing_db::ErrorKind;
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -76,23 +78,40 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// The status for each kind of failure the layers below report: the one place a domain
+/// error becomes an HTTP status (test `error_kinds_map_to_statuses`).
+pub fn status_of(kind: ErrorKind) -> Status {
+    match kind {
+        ErrorKind::BadRequest => Status::BadRequest,
+        ErrorKind::Forbidden => Status::Forbidden,
+        ErrorKind::NotFound => Status::NotFound,
+        ErrorKind::Conflict => Status::Conflict,
+        ErrorKind::TooMany => Status::TooManyRequests,
+        ErrorKind::Upstream => Status::BadGateway,
+        ErrorKind::Unavailable => Status::ServiceUnavailable,
+        ErrorKind::Internal => Status::InternalServerError,
+    }
+}
+
+impl From<ticketing_db::Error> for AppError {
+    fn from(e: ticketing_db::Error) -> AppError {
+        AppError {
+            status: status_of(e.kind),
+            message: e.message,
+            source: e.source,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> AppError {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match e {
-            Error::NotFound => AppError::not_found(),
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                info,
-            ) => AppError::unavailable(info.message()),
-            other => AppError::internal(other),
-        }
+        ticketing_db::Error::from(e).into()
     }
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> AppError {
-        AppError::unavailable(format!("no database connection: {e}"))
+        ticketing_db::Error::from(e).into()
     }
 }
 
@@ -151,5 +170,22 @@ impl<'r> Responder<'r, 'static> for AppError {
             tracing::debug!(status = self.status.code, source = %source, "request refused");
         }
         render_error(req, self.status, &self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_map_to_statuses() {
+        let e: AppError = ticketing_db::Error::conflict("taken").into();
+        assert_eq!((e.status, e.message.as_str()), (Status::Conflict, "taken"));
+        let e: AppError = diesel::result::Error::NotFound.into();
+        assert_eq!(e.status, Status::NotFound);
+        let e: AppError = ticketing_db::Error::unavailable("db down").into();
+        assert_eq!(e.status, Status::ServiceUnavailable);
+        assert_eq!(e.source.as_deref(), Some("db down"));
+        assert_eq!(status_of(ErrorKind::Upstream), Status::BadGateway);
     }
 }

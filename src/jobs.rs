@@ -26,7 +26,7 @@ pub fn fairing() -> AdHoc {
                 .clone();
             let shutdown = rocket.shutdown();
             rocket::tokio::spawn(availability.clone().run(
-                db.clone(),
+                (*db).clone(),
                 Duration::from_secs(1),
                 shutdown.clone(),
             ));
@@ -35,7 +35,7 @@ pub fn fairing() -> AdHoc {
                 .state::<std::sync::Arc<crate::mail::Mailer>>()
                 .cloned()
             {
-                rocket::tokio::spawn(mailer.run(db.clone(), shutdown.clone()));
+                rocket::tokio::spawn(mailer.run((*db).clone(), shutdown.clone()));
                 rocket::tokio::spawn(waiver_reminders(db.clone(), shutdown.clone()));
             }
             if let Some(paypal) = rocket.state::<crate::paypal::PayPal>().cloned() {
@@ -114,7 +114,7 @@ async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown:
 async fn waiver_reminders(db: Db, mut shutdown: rocket::Shutdown) {
     loop {
         match db
-            .run(|conn| Ok(crate::mail::queue_waiver_reminders(conn)?))
+            .run(|conn| Ok(crate::outbox::queue_waiver_reminders(conn)?))
             .await
         {
             Ok(0) => {}

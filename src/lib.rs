@@ -1,31 +1,28 @@
-//! An event ticketing site: public and private event pages, holds that never oversell,
-//! PayPal checkout, mail and waivers, and an admin area. [`rocket`] builds the whole app
-//! from a typed [`Config`] and a [`Db`], so tests build exactly what production runs.
+//! The web layer of an event ticketing site: public and private event pages, checkout, the
+//! PayPal return and webhook endpoints, waivers and the admin area, on Rocket; plus config,
+//! the background jobs and the `ticketing` binary. The rules live in the crates below
+//! (`ticketing-app` → `ticketing-domain` → `ticketing-db` → `ticketing-core`, with
+//! `ticketing-paypal` beside them). [`rocket`] builds the whole app from a typed [`Config`]
+//! and a [`Db`], so tests build exactly what production runs.
 
 pub mod auth;
-pub mod bookings;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod fairings;
-pub mod ics;
 pub mod jobs;
 pub mod logging;
-pub mod mail;
-pub mod models;
-pub mod money;
 pub mod net;
-pub mod passwords;
-pub mod paypal;
 pub mod routes;
-pub mod schema;
 pub mod seed;
-pub mod simulator;
-pub mod timefmt;
-pub mod tokens;
 pub mod views;
-pub mod waivers;
+
+// The layers below, under the names this crate's modules (and the tests) use for them.
+pub use ticketing_app::{mail, payments as paypal};
+pub use ticketing_core::{ics, money, passwords, timefmt, tokens};
+pub use ticketing_db::{models, schema};
+pub use ticketing_domain::{audit, bookings, outbox, waivers};
 
 use std::path::Path;
 use std::time::Duration;

@@ -253,7 +253,7 @@ fn verify_webhook(args: &VerifyWebhook) -> ExitCode {
 /// `create-admin --email EMAIL [--name NAME]`: the first admin account, with a generated
 /// password printed once.
 fn create_admin(args: &CreateAdmin, db: &ticketing::Db) -> ExitCode {
-    let email = match ticketing::bookings::validate::email(&args.email) {
+    let email = match ticketing_core::validate::email(&args.email) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("--email: {e}");

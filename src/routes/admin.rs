@@ -26,6 +26,7 @@ use crate::net::ClientIp;
 use crate::paypal::PayPal;
 use crate::schema::{attendees, audit_log, bookings, events, outbox, users};
 use crate::{timefmt, AppInfo};
+use ticketing_db::ErrorKind;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -447,7 +448,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                     "at": timefmt::local_datetime(*at, e.tz()),
                 }))
                 .collect();
-            let mails: Vec<crate::mail::OutboxRow> = outbox::table.filter(outbox::booking_id.eq(id)).order(outbox::id).select(crate::mail::OutboxRow::as_select()).load(conn)?;
+            let mails: Vec<crate::models::OutboxRow> = outbox::table.filter(outbox::booking_id.eq(id)).order(outbox::id).select(crate::models::OutboxRow::as_select()).load(conn)?;
             let tz = e.tz();
             Ok(json!({
                 "title": format!("Booking {}", b.reference),
@@ -636,8 +637,8 @@ async fn refund_booking(
     };
     let token = Some(form.refund_token.as_str()).filter(|t| !t.is_empty());
     if let Err(e) = paypal.refund(db, id, amount, &reason, token, audit).await {
-        if e.status.code >= 500 && e.status != Status::BadGateway {
-            return Err(e);
+        if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) {
+            return Err(e.into());
         }
         return detail_with_errors(db, &staff, id, json!({ "amount": e.message, "amount_value": form.amount.chars().take(30).collect::<String>() })).await;
     }
@@ -671,7 +672,7 @@ async fn resend_mail(
                     .find(id)
                     .select(outbox::booking_id)
                     .first(conn)?;
-                crate::mail::resend(conn, id)?;
+                crate::outbox::resend(conn, id)?;
                 auth::audit(
                     conn,
                     &staff,
@@ -770,12 +771,12 @@ async fn outbox_page(db: &State<Db>, staff: Staff, state: Option<&str>) -> AppRe
         .filter(|s| ["pending", "sent", "failed"].contains(s))
         .map(str::to_string);
     let s2 = state.clone();
-    let rows: Vec<crate::mail::OutboxRow> = db
+    let rows: Vec<crate::models::OutboxRow> = db
         .run(move |conn| {
             let mut q = outbox::table
                 .order(outbox::id.desc())
                 .limit(200)
-                .select(crate::mail::OutboxRow::as_select())
+                .select(crate::models::OutboxRow::as_select())
                 .into_boxed();
             if let Some(s) = s2 {
                 q = q.filter(outbox::state.eq(s));

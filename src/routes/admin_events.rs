@@ -883,10 +883,10 @@ async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppR
     staff.check_csrf(&form.csrf)?;
     let f = form.into_inner();
     let mut errors: HashMap<&str, String> = HashMap::new();
-    let email = crate::bookings::validate::email(&f.email)
+    let email = ticketing_core::validate::email(&f.email)
         .map_err(|e| errors.insert("email", e))
         .ok();
-    let name = crate::bookings::validate::name(&f.name)
+    let name = ticketing_core::validate::name(&f.name)
         .map_err(|e| errors.insert("name", e))
         .ok();
     if !["admin", "staff"].contains(&f.role.as_str()) {

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::bookings::holds::{create_hold, HoldError, HoldRequest};
 use crate::bookings::lifecycle::{refresh, transition};
-use crate::bookings::{validate, Availability};
+use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Attendee, Booking, BookingItem, BookingState, Event, TicketType};
@@ -30,6 +30,8 @@ use crate::schema::{attendees, bookings};
 use crate::tokens::looks_like_token;
 use crate::views::EventView;
 use crate::{timefmt, AppInfo, Config};
+use ticketing_core::validate;
+use ticketing_db::ErrorKind;
 
 pub fn routes() -> Vec<Route> {
     routes![hold, details, save_details, review, confirm, release]
@@ -593,7 +595,7 @@ async fn confirm(db: &State<Db>, paypal: &State<PayPal>, token: &str) -> AppResu
     if l.booking.total_minor > 0 {
         return match paypal.start(db, l.booking.id).await {
             Ok(approve_url) => Ok(Page::Redirect(Redirect::to(approve_url))),
-            Err(e) if e.status == Status::ServiceUnavailable => {
+            Err(e) if e.kind == ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "could not start a PayPal payment");
                 let mut ctx = context(&l, false);
                 ctx["error"] = json!(e.message);
@@ -602,7 +604,7 @@ async fn confirm(db: &State<Db>, paypal: &State<PayPal>, token: &str) -> AppResu
                     Template::render("checkout_review", ctx),
                 )))
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
     }
     let id = l.booking.id;

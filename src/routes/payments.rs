@@ -16,6 +16,7 @@ use crate::models::Payment;
 use crate::paypal::verify::TransmissionHeaders;
 use crate::paypal::{CaptureOutcome, PayPal};
 use crate::routes::checkout::Page;
+use ticketing_db::ErrorKind;
 
 pub fn routes() -> Vec<Route> {
     routes![paypal_return, paypal_cancel, webhook]
@@ -158,9 +159,9 @@ async fn webhook(
             tracing::info!(outcome = %outcome, "webhook handled");
             (Status::Ok, "ok".into())
         }
-        Err(e) if e.status.code < 500 => {
+        Err(e) if !matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
             tracing::warn!(error = %e, "webhook refused");
-            (e.status, e.message)
+            (crate::error::status_of(e.kind), e.message)
         }
         Err(e) => {
             // PayPal retries deliveries that fail, so a passing fault loses nothing.

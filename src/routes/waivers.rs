@@ -9,7 +9,6 @@ use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use crate::bookings::validate;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{Attendee, Booking, Event};
@@ -19,6 +18,7 @@ use crate::schema::attendees;
 use crate::timefmt;
 use crate::tokens::looks_like_token;
 use crate::waivers::{self, Signature, Waiver, WaiverText};
+use ticketing_core::validate;
 
 pub fn routes() -> Vec<Route> {
     routes![waiver_page, sign_waiver]

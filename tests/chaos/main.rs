@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
+use paypal_simulator::Sim;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use ticketing::models::{Booking, BookingState, Payment};
 use ticketing::schema::{booking_history, bookings, outbox, refunds};
-use ticketing::simulator::Sim;
 
 use helpers::{add_ticket_type, base_vars, free_port, http_client, EventSpec, TestDb};
 
@@ -128,7 +128,7 @@ impl Rig {
             .merge(("address", "127.0.0.1"))
             .merge(("port", sim_port))
             .merge(("log_level", rocket::config::LogLevel::Off));
-        tokio::spawn(ticketing::simulator::rocket(figment, sim).launch());
+        tokio::spawn(paypal_simulator::rocket(figment, sim).launch());
         let db = TestDb::migrated();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");

@@ -391,7 +391,7 @@ async fn waivers_are_signed_once_with_the_hash_of_the_text_shown() {
         .unwrap();
     assert_eq!(
         hash.as_deref(),
-        Some(ticketing::waivers::sha256_hex(WAIVER).as_str()),
+        Some(ticketing::tokens::sha256_hex(WAIVER).as_str()),
         "hash of the exact text shown"
     );
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
@@ -448,7 +448,7 @@ async fn waivers_are_signed_once_with_the_hash_of_the_text_shown() {
         .unwrap();
     assert_eq!(
         hash.as_deref(),
-        Some(ticketing::waivers::sha256_hex(WAIVER).as_str())
+        Some(ticketing::tokens::sha256_hex(WAIVER).as_str())
     );
     let bo = waiver_token(&app, "Bo Jo").await;
     let bo_url = app.url(&format!("/waivers/{bo}"));
@@ -521,9 +521,12 @@ async fn reminders_go_to_unsigned_attendees_once() {
     let tf = add_ticket_type(&mut c, &far, "Seat", 0, 20);
     book_free(&app, far.id, tf.id, &[("Far Person", "")]).await;
 
-    assert_eq!(ticketing::mail::queue_waiver_reminders(&mut c).unwrap(), 1);
     assert_eq!(
-        ticketing::mail::queue_waiver_reminders(&mut c).unwrap(),
+        ticketing::outbox::queue_waiver_reminders(&mut c).unwrap(),
+        1
+    );
+    assert_eq!(
+        ticketing::outbox::queue_waiver_reminders(&mut c).unwrap(),
         0,
         "once"
     );

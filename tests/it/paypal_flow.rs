@@ -419,6 +419,7 @@ async fn full_and_partial_refunds_and_a_reversal() {
     assert_eq!(w.state(&token), "paid");
     // The same admin form sent again finds its refund instead of refunding again.
     let twice = send_form().await.unwrap_err();
+    let twice = ticketing::error::AppError::from(twice);
     assert_eq!(twice.status.code, 409, "{}", twice.message);
     let refunded: i64 = payments::table
         .select(payments::refunded_minor)
@@ -493,6 +494,7 @@ async fn a_refund_whose_answer_is_lost_is_recorded_once_by_reconciliation() {
         .refund(&db, booking_id, Some(500), "again", None, unaudited)
         .await
         .unwrap_err();
+    let again = ticketing::error::AppError::from(again);
     assert_eq!(again.status.code, 409, "{}", again.message);
     // Too young for reconciliation (the admin's own call may still be running)...
     assert_eq!(paypal.reconcile_refunds(&db).await.unwrap(), 0);

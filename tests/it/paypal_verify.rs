@@ -883,7 +883,7 @@ async fn the_simulator_verifies_the_webhook_event_as_received() {
     crate::helpers::install_crypto();
     let port = crate::helpers::free_port();
     let sim_base = format!("http://127.0.0.1:{port}");
-    let sim = Arc::new(ticketing::simulator::Sim::new(
+    let sim = Arc::new(paypal_simulator::Sim::new(
         &sim_base,
         "",
         "",
@@ -893,7 +893,7 @@ async fn the_simulator_verifies_the_webhook_event_as_received() {
         .merge(("address", "127.0.0.1"))
         .merge(("port", port))
         .merge(("log_level", rocket::config::LogLevel::Off));
-    tokio::spawn(ticketing::simulator::rocket(figment, sim.clone()).launch());
+    tokio::spawn(paypal_simulator::rocket(figment, sim.clone()).launch());
     for _ in 0..100 {
         if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             break;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
+use paypal_simulator::Sim;
 use serde_json::{json, Value};
 use ticketing::models::Event;
 use ticketing::schema::bookings;
-use ticketing::simulator::Sim;
 
 use crate::helpers::{
     add_ticket_type, free_port, hold_with_details, http_client, invariant_violations, EventSpec,
@@ -42,7 +42,7 @@ pub async fn world_with(
         .merge(("address", "127.0.0.1"))
         .merge(("port", port))
         .merge(("log_level", rocket::config::LogLevel::Off));
-    rocket::tokio::spawn(ticketing::simulator::rocket(figment, sim.clone()).launch());
+    rocket::tokio::spawn(paypal_simulator::rocket(figment, sim.clone()).launch());
     let base = sim_base.clone();
     let app = TestServer::spawn_with(move |v| {
         v.insert("PAYPAL_MODE".into(), "simulator".into());

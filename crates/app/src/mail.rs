@@ -1,0 +1,346 @@
+//! The mail sender: claims due rows of the outbox (`ticketing_domain::outbox`), renders each
+//! from Tera templates (`templates/mail/<kind>_text.tera` and `<kind>_html.tera`) with the data
+//! as it is now, sends it with lettre over SMTP (or into files), and records the outcome.
+//! A crash between a successful send and its commit can repeat one email (at-least-once);
+//! the Message-ID is stable per row so mail clients can tell.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::json;
+use ticketing_core::timefmt;
+use ticketing_db::models::{Attendee, Booking, Event, OutboxRow};
+use ticketing_db::schema::{outbox, waivers};
+use ticketing_db::Db;
+use ticketing_domain::outbox::record;
+
+pub use settings::{MailSettings, MailTransport, SmtpSecurity};
+
+mod settings;
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// A rendered email.
+pub struct Rendered {
+    pub to: Mailbox,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub ics: Option<String>,
+}
+
+/// Renders outbox rows (cheap to clone into blocking database tasks).
+#[derive(Clone)]
+pub struct Renderer {
+    tera: std::sync::Arc<tera::Tera>,
+    base_url: String,
+    site_name: String,
+}
+
+/// Renders and sends outbox rows.
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    renderer: Renderer,
+    base_url: String,
+}
+
+impl Mailer {
+    pub fn new(
+        settings: &MailSettings,
+        template_dir: &std::path::Path,
+        base_url: &str,
+        site_name: &str,
+    ) -> Result<Mailer, String> {
+        let transport = match &settings.transport {
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                username,
+                password,
+            } => {
+                let builder = match security {
+                    SmtpSecurity::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                    }
+                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                        .map_err(|e| format!("SMTP_HOST: {e}"))?,
+                    SmtpSecurity::StartTls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                            .map_err(|e| format!("SMTP_HOST: {e}"))?
+                    }
+                };
+                let mut builder = builder.port(*port).timeout(Some(Duration::from_secs(20)));
+                if let (Some(u), Some(p)) = (username, password) {
+                    builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+                }
+                Transport::Smtp(builder.build())
+            }
+            MailTransport::File { dir } => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("MAIL_FILE_DIR {dir:?}: {e}"))?;
+                Transport::File(AsyncFileTransport::<Tokio1Executor>::new(dir))
+            }
+        };
+        let from = Mailbox::new(
+            Some(settings.from_name.clone()),
+            settings
+                .from_email
+                .parse()
+                .map_err(|e| format!("MAIL_FROM: {e}"))?,
+        );
+        let reply_to = match &settings.reply_to {
+            Some(r) => Some(Mailbox::new(
+                None,
+                r.parse().map_err(|e| format!("MAIL_REPLY_TO: {e}"))?,
+            )),
+            None => None,
+        };
+        let pattern = template_dir.join("mail").join("*.tera");
+        let mut tera = tera::Tera::new(&pattern.to_string_lossy())
+            .map_err(|e| format!("mail templates: {e}"))?;
+        // Escape everything in the HTML parts (buyers' names are user input).
+        tera.autoescape_on(vec!["_html.tera"]);
+        let base_url = base_url.trim_end_matches('/').to_string();
+        Ok(Mailer {
+            transport,
+            from,
+            reply_to,
+            renderer: Renderer {
+                tera: std::sync::Arc::new(tera),
+                base_url: base_url.clone(),
+                site_name: site_name.to_string(),
+            },
+            base_url,
+        })
+    }
+
+    pub fn renderer(&self) -> Renderer {
+        self.renderer.clone()
+    }
+
+    /// Sends what is due, until shutdown.
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        db: Db,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            match self.send_due(&db, 20).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(processed = n, "outbox processed"),
+                Err(e) => tracing::warn!(error = %e, "outbox run failed"),
+            }
+        }
+    }
+
+    /// Leases and sends up to `limit` due emails; returns how many were tried.
+    pub async fn send_due(&self, db: &Db, limit: i64) -> Result<usize, ticketing_db::Error> {
+        let ids: Vec<i64> = db
+            .run(move |conn| Ok(ticketing_domain::outbox::claim_due(conn, limit)?))
+            .await?;
+        for id in &ids {
+            let id = *id;
+            let renderer = self.renderer.clone();
+            let rendered = db.run(move |conn| Ok(renderer.render(conn, id))).await?;
+            let result = match rendered {
+                Ok(mail) => {
+                    let (to, subject) = (mail.to.email.to_string(), mail.subject.clone());
+                    let outcome = self.send(id, mail).await;
+                    Some((to, subject, outcome))
+                }
+                Err(e) => {
+                    tracing::error!(outbox = id, error = %e, "email could not be rendered");
+                    Some((
+                        String::new(),
+                        String::new(),
+                        Err((true, format!("render: {e}"))),
+                    ))
+                }
+            };
+            if let Some((to, subject, outcome)) = result {
+                db.run(move |conn| Ok(record(conn, id, &to, &subject, outcome)?))
+                    .await?;
+            }
+        }
+        Ok(ids.len())
+    }
+
+    async fn send(&self, id: i64, mail: Rendered) -> Result<(), (bool, String)> {
+        let host = self
+            .base_url
+            .split("://")
+            .nth(1)
+            .unwrap_or("localhost")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost")
+            .to_string();
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to)
+            .subject(mail.subject)
+            .message_id(Some(format!("<outbox-{id}@{host}>")));
+        if let Some(r) = &self.reply_to {
+            builder = builder.reply_to(r.clone());
+        }
+        let body = MultiPart::alternative_plain_html(mail.text, mail.html);
+        let message = match mail.ics {
+            Some(ics) => builder.multipart(
+                MultiPart::mixed().multipart(body).singlepart(
+                    Attachment::new("event.ics".into()).body(
+                        ics,
+                        ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
+                            .expect("valid content type"),
+                    ),
+                ),
+            ),
+            None => builder.multipart(body),
+        }
+        .map_err(|e| (true, format!("message: {e}")))?;
+        match &self.transport {
+            Transport::Smtp(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| (e.is_permanent(), e.to_string())),
+            Transport::File(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| (false, e.to_string())),
+        }
+    }
+}
+
+impl Renderer {
+    /// Renders outbox row `id` from the data as it is now.
+    pub fn render(&self, conn: &mut PgConnection, id: i64) -> Result<Rendered, String> {
+        let row: OutboxRow = outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .map_err(|e| e.to_string())?;
+        let booking = Booking::find(conn, row.booking_id).map_err(|e| e.to_string())?;
+        let event = Event::find(conn, booking.event_id).map_err(|e| e.to_string())?;
+        let people: Vec<Attendee> = booking.attendees(conn).map_err(|e| e.to_string())?;
+        let tz = event.tz();
+        let attendee = row
+            .attendee_id
+            .and_then(|aid| people.iter().find(|a| a.id == aid).cloned());
+        let waiver_token: Option<String> = match &attendee {
+            Some(a) => waivers::table
+                .filter(waivers::attendee_id.eq(a.id))
+                .select(waivers::token)
+                .first(conn)
+                .optional()
+                .map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let payment = ticketing_db::models::Payment::find_by_booking(conn, booking.id)
+            .map_err(|e| e.to_string())?
+            .map(|p| {
+                json!({
+                    "amount": ticketing_core::money::Money::new(p.amount_minor, &p.currency).display(),
+                    "refunded": ticketing_core::money::Money::new(p.refunded_minor, &p.currency).display(),
+                })
+            });
+        let booking_url = format!("{}/bookings/{}", self.base_url, booking.access_token);
+        let ctx = json!({
+            "site_name": self.site_name,
+            "booking": {
+                "reference": booking.reference,
+                "buyer_name": booking.buyer_name,
+                "total": booking.total().display(),
+                "seats": booking.seats,
+                "url": booking_url,
+            },
+            "event": {
+                "title": event.title,
+                "venue": event.venue,
+                "when": timefmt::local_range(event.starts_at, event.ends_at, tz),
+                "timezone": event.timezone,
+                "waiver_required": event.waiver_required,
+            },
+            "attendees": people.iter().map(|a| json!({ "name": a.name, "ticket_code": a.ticket_code })).collect::<Vec<_>>(),
+            "attendee": attendee.as_ref().map(|a| json!({ "name": a.name })),
+            "payment": payment,
+            "waiver_url": waiver_token.map(|t| format!("{}/waivers/{t}", self.base_url)),
+        });
+        let ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
+        let text = self
+            .tera
+            .render(&format!("{}_text.tera", row.kind), &ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let html = self
+            .tera
+            .render(&format!("{}_html.tera", row.kind), &ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let subject = match row.kind.as_str() {
+            "confirmation" => format!("Your tickets for {} ({})", event.title, booking.reference),
+            "waiver_request" => format!("Please sign the waiver for {}", event.title),
+            "waiver_reminder" => format!(
+                "Reminder: sign the waiver for {} before it starts",
+                event.title
+            ),
+            "refund" => format!("Your booking {} was refunded", booking.reference),
+            "partial_refund" => format!("Part of your booking {} was refunded", booking.reference),
+            "cancellation" => format!("Your booking {} was cancelled", booking.reference),
+            "payment_returned" => format!(
+                "Your payment for {} is being refunded ({})",
+                event.title, booking.reference
+            ),
+            _ => format!("Your payment for {} came too late", event.title),
+        };
+        let (name, email) = match &attendee {
+            Some(a) if !a.email.is_empty() => (a.name.clone(), a.email.clone()),
+            Some(a) => (a.name.clone(), booking.buyer_email.clone()),
+            None => (booking.buyer_name.clone(), booking.buyer_email.clone()),
+        };
+        let to = Mailbox::new(
+            Some(name),
+            email
+                .parse()
+                .map_err(|e| format!("recipient {email:?}: {e}"))?,
+        );
+        let ics = (row.kind == "confirmation").then(|| {
+            let host = self.base_url.split("://").nth(1).unwrap_or("tickets");
+            ticketing_core::ics::calendar(
+                &ticketing_core::ics::CalendarEvent {
+                    uid: format!("{}@{host}", booking.reference),
+                    title: &event.title,
+                    location: &event.venue,
+                    description: format!(
+                        "Booking {}. Your tickets: {booking_url}",
+                        booking.reference
+                    ),
+                    url: booking_url.clone(),
+                    starts_at: event.starts_at,
+                    ends_at: event.ends_at,
+                },
+                Utc::now(),
+            )
+        });
+        Ok(Rendered {
+            to,
+            subject,
+            text,
+            html,
+            ics,
+        })
+    }
+}

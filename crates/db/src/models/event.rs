@@ -1,0 +1,229 @@
+//! Events: what is on, where and when, how many seats, and who may see it.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+
+use crate::models::TicketType;
+use crate::schema::{events, ticket_types};
+
+/// Who can see an event: nobody but staff (`draft`), everyone (`public`), or whoever holds
+/// the secret link (`private`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Draft,
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Draft => "draft",
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "draft" => Some(Visibility::Draft),
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct Event {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub venue: String,
+    pub timezone: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub seats_taken: i32,
+    pub visibility: String,
+    pub private_token: Option<String>,
+    pub waiver_required: bool,
+    pub waiver_text: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent {
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub venue: String,
+    pub timezone: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: i32,
+    pub visibility: String,
+    pub private_token: Option<String>,
+    pub waiver_required: bool,
+    pub waiver_text: String,
+}
+
+impl Event {
+    pub fn visibility(&self) -> Visibility {
+        Visibility::parse(&self.visibility).unwrap_or(Visibility::Draft)
+    }
+
+    /// The event's time zone; UTC if the stored name is somehow unknown.
+    pub fn tz(&self) -> Tz {
+        ticketing_core::timefmt::parse_tz(&self.timezone).unwrap_or(Tz::UTC)
+    }
+
+    pub fn seats_left(&self) -> i32 {
+        (self.capacity - self.seats_taken).max(0)
+    }
+
+    pub fn has_ended(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at <= now
+    }
+}
+
+/// Database methods.
+impl Event {
+    pub fn insert(conn: &mut PgConnection, new: &NewEvent) -> QueryResult<Event> {
+        diesel::insert_into(events::table)
+            .values(new)
+            .returning(Event::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Event> {
+        events::table
+            .find(id)
+            .select(Event::as_select())
+            .first(conn)
+    }
+
+    pub fn find_by_slug(conn: &mut PgConnection, slug: &str) -> QueryResult<Event> {
+        events::table
+            .filter(events::slug.eq(slug))
+            .select(Event::as_select())
+            .first(conn)
+    }
+
+    /// A public event by its slug; drafts and private events are `NotFound`.
+    pub fn find_public_by_slug(conn: &mut PgConnection, slug: &str) -> QueryResult<Event> {
+        events::table
+            .filter(events::slug.eq(slug))
+            .filter(events::visibility.eq(Visibility::Public.as_str()))
+            .select(Event::as_select())
+            .first(conn)
+    }
+
+    /// Any event (whatever its visibility) and its ticket types in one round trip.
+    pub fn find_with_types(
+        conn: &mut PgConnection,
+        id: i64,
+    ) -> QueryResult<(Event, Vec<TicketType>)> {
+        let rows = events::table
+            .left_join(ticket_types::table)
+            .filter(events::id.eq(id))
+            .order((ticket_types::position.asc(), ticket_types::id.asc()))
+            .select((Event::as_select(), Option::<TicketType>::as_select()))
+            .load::<(Event, Option<TicketType>)>(conn)?;
+        with_types(rows)
+    }
+
+    /// A public event and its ticket types in one round trip.
+    pub fn find_public_with_types(
+        conn: &mut PgConnection,
+        slug: &str,
+    ) -> QueryResult<(Event, Vec<TicketType>)> {
+        let rows = events::table
+            .left_join(ticket_types::table)
+            .filter(events::slug.eq(slug))
+            .filter(events::visibility.eq(Visibility::Public.as_str()))
+            .order((ticket_types::position.asc(), ticket_types::id.asc()))
+            .select((Event::as_select(), Option::<TicketType>::as_select()))
+            .load::<(Event, Option<TicketType>)>(conn)?;
+        with_types(rows)
+    }
+
+    /// A private event (by its secret token) and its ticket types in one round trip. The
+    /// token column is unique and indexed, so a right and a wrong token cost the same single
+    /// index probe.
+    pub fn find_private_with_types(
+        conn: &mut PgConnection,
+        token: &str,
+    ) -> QueryResult<(Event, Vec<TicketType>)> {
+        let rows = events::table
+            .left_join(ticket_types::table)
+            .filter(events::private_token.eq(token))
+            .filter(events::visibility.eq(Visibility::Private.as_str()))
+            .order((ticket_types::position.asc(), ticket_types::id.asc()))
+            .select((Event::as_select(), Option::<TicketType>::as_select()))
+            .load::<(Event, Option<TicketType>)>(conn)?;
+        with_types(rows)
+    }
+
+    /// Public events that have not ended yet, soonest first, one page of them, plus the
+    /// total number of such events.
+    pub fn list_upcoming_public(
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+        limit: i64,
+        offset: i64,
+    ) -> QueryResult<(Vec<Event>, i64)> {
+        let base = events::table
+            .filter(events::visibility.eq(Visibility::Public.as_str()))
+            .filter(events::ends_at.gt(now));
+        let total = base.count().get_result(conn)?;
+        let page = base
+            .order((events::starts_at.asc(), events::id.asc()))
+            .limit(limit)
+            .offset(offset)
+            .select(Event::as_select())
+            .load(conn)?;
+        Ok((page, total))
+    }
+
+    /// Every public event that has not ended (for the sitemap).
+    pub fn all_upcoming_public(
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Vec<(String, DateTime<Utc>)>> {
+        events::table
+            .filter(events::visibility.eq(Visibility::Public.as_str()))
+            .filter(events::ends_at.gt(now))
+            .order((events::starts_at.asc(), events::id.asc()))
+            .select((events::slug, events::updated_at))
+            .load(conn)
+    }
+
+    /// Gives the event a new secret link; the old one stops working with this commit.
+    pub fn rotate_private_token(conn: &mut PgConnection, id: i64) -> QueryResult<String> {
+        let token = ticketing_core::tokens::private_event_token();
+        diesel::update(events::table.find(id))
+            .set((
+                events::private_token.eq(Some(&token)),
+                events::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        Ok(token)
+    }
+}
+
+/// Folds left-join rows (one per ticket type) into the event and its types.
+fn with_types(rows: Vec<(Event, Option<TicketType>)>) -> QueryResult<(Event, Vec<TicketType>)> {
+    let mut rows = rows.into_iter();
+    let (event, first) = rows.next().ok_or(diesel::result::Error::NotFound)?;
+    let types = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, t)| t))
+        .collect();
+    Ok((event, types))
+}

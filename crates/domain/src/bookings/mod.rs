@@ -1,0 +1,10 @@
+//! The booking engine of SPEC §3: holds that never oversell, state changes that return seats
+//! exactly once, the expiry sweeper, and live availability for open event pages.
+
+pub mod availability;
+pub mod holds;
+pub mod lifecycle;
+
+pub use availability::Availability;
+pub use holds::{create_hold, HoldError, HoldOutcome, HoldRequest};
+pub use lifecycle::{expire_due, transition};
