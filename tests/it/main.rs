@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod edge;
 mod health;
+mod jobs;
 mod mail;
 mod migrations;
 mod payment_races;

@@ -2,7 +2,9 @@
 //! ... FOR UPDATE SKIP LOCKED) RETURNING id`, so several instances never work on the same
 //! row and a crash only delays a row until its lease passes. Every job (reconciliation,
 //! refund reconciliation, webhook re-settlement, the mail outbox) describes its rows with a
-//! [`Due`] and calls [`claim_due`] (test `tests/it/jobs.rs`).
+//! [`Due`] and calls [`claim_due`] (test `jobs::two_instances_never_claim_the_same_row_and_a_lease_holds`).
+//! The hold sweeper is the one job that does not lease: it locks due bookings inside the
+//! transaction that expires them (`ticketing_domain::bookings::lifecycle::expire_due`).
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;

@@ -4,10 +4,9 @@
 //! answer, or a crash between a PayPal call and its commit loses nothing
 //! (test `payment_races::a_capture_that_lands_after_expiry_is_recorded_and_refunded`).
 
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use ticketing_db::claim::{claim_due, Due};
 
-use super::service::{IdRow, PayPal};
+use super::service::PayPal;
 use ticketing_db::Db;
 use ticketing_db::Error;
 
@@ -21,9 +20,11 @@ use ticketing_db::Error;
 /// - untouched for two minutes and no capture in flight, so a buyer on their way back is
 ///   not raced; looked at again after two minutes, then less often as it ages
 ///   (a tenth of its age), so an abandoned order costs a few dozen GETs in all.
-const DUE: &str = "UPDATE payments SET reconciled_at = now() WHERE id IN (
-    SELECT p.id FROM payments p JOIN bookings b ON b.id = p.booking_id
-     WHERE p.created_at > now() - interval '4 days'
+const DUE: Due<'static> = Due {
+    table: "payments",
+    alias: "p",
+    from: "payments p JOIN bookings b ON b.id = p.booking_id",
+    condition: "p.created_at > now() - interval '4 days'
        AND p.updated_at < now() - interval '2 minutes'
        AND (p.capture_claimed_until IS NULL OR p.capture_claimed_until < now())
        AND ((p.order_status <> 'VOIDED'
@@ -31,25 +32,17 @@ const DUE: &str = "UPDATE payments SET reconciled_at = now() WHERE id IN (
          OR (p.capture_status IN ('COMPLETED', 'PARTIALLY_REFUNDED')
              AND b.paid_at IS NULL AND p.unhonoured_at IS NULL))
        AND (p.reconciled_at IS NULL
-            OR p.reconciled_at < now() - greatest(interval '2 minutes', (now() - p.created_at) / 10))
-     ORDER BY p.reconciled_at NULLS FIRST
-     LIMIT $1
-     FOR UPDATE OF p SKIP LOCKED)
- RETURNING id";
+            OR p.reconciled_at < now() - greatest(interval '2 minutes', (now() - p.created_at) / 10))",
+    order: "p.reconciled_at NULLS FIRST",
+    lease: "reconciled_at = now()",
+};
 
 impl PayPal {
     /// Settles up to `limit` due payments (see [`DUE`]) from PayPal's view; returns how many
     /// were looked at.
     pub async fn reconcile(&self, db: &Db, limit: i64) -> Result<usize, Error> {
         let claimed: Vec<i64> = db
-            .run(move |conn| {
-                Ok(diesel::sql_query(DUE)
-                    .bind::<BigInt, _>(limit)
-                    .load::<IdRow>(conn)?
-                    .into_iter()
-                    .map(|r| r.id)
-                    .collect())
-            })
+            .run(move |conn| Ok(claim_due(conn, &DUE, limit)?))
             .await?;
         for id in &claimed {
             match self.settle_fresh(db, *id).await {

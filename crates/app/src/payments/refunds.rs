@@ -3,13 +3,25 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
-use super::service::{db_err, IdRow, PayPal};
+use super::service::{db_err, PayPal};
 use ticketing_core::money::Money;
+use ticketing_db::claim::{claim_due, Due};
 use ticketing_db::models::{Booking, BookingState, Payment};
 use ticketing_db::schema::{payments, refunds};
 use ticketing_db::Db;
 use ticketing_db::Error;
 use ticketing_domain::bookings::lifecycle::transition;
+
+/// Refunds still `REQUESTED` whose last ask is over ten minutes old, claimed by stamping
+/// `attempted_at`.
+const REFUNDS_DUE: Due<'static> = Due {
+    table: "refunds",
+    alias: "refunds",
+    from: "refunds",
+    condition: "status = 'REQUESTED' AND attempted_at < now() - interval '10 minutes'",
+    order: "id",
+    lease: "attempted_at = now()",
+};
 
 impl PayPal {
     /// Refunds `amount` (all that is left when `None`) of a booking's capture. A full refund
@@ -273,18 +285,7 @@ impl PayPal {
                         "a refund stayed unanswered for a day: check it in PayPal's dashboard"
                     );
                 }
-                Ok(diesel::sql_query(
-                    "UPDATE refunds SET attempted_at = now() WHERE id IN (
-                        SELECT id FROM refunds
-                         WHERE status = 'REQUESTED' AND attempted_at < now() - interval '10 minutes'
-                         ORDER BY id LIMIT 20
-                         FOR UPDATE SKIP LOCKED)
-                     RETURNING id",
-                )
-                .load::<IdRow>(conn)?
-                .into_iter()
-                .map(|r| r.id)
-                .collect())
+                Ok(claim_due(conn, &REFUNDS_DUE, 20)?)
             })
             .await?;
         for id in &ids {

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use tokio::sync::Mutex;
 
 use super::client::PayPalClient;
@@ -92,12 +91,6 @@ impl PayPal {
     pub fn client(&self) -> &PayPalClient {
         &self.inner.client
     }
-}
-
-#[derive(QueryableByName)]
-pub(super) struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    pub(super) id: i64,
 }
 
 pub(super) async fn load_payment(db: &Db, payment_id: i64) -> Result<(Payment, Booking), Error> {

@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 use ticketing_db::ErrorKind;
 
-use super::service::{CaptureOutcome, IdRow, PayPal};
+use super::service::{CaptureOutcome, PayPal};
+use ticketing_db::claim::{claim_due, Due};
 use ticketing_db::models::Payment;
 use ticketing_db::schema::webhook_events;
 use ticketing_db::Db;
@@ -173,23 +174,21 @@ impl PayPal {
     pub async fn resettle_webhooks(&self, db: &Db, limit: i64) -> Result<usize, Error> {
         let rows: Vec<(String, Value)> = db
             .run(move |conn| {
-                let ids: Vec<i64> = diesel::sql_query(
-                    "UPDATE webhook_events SET attempted_at = now() WHERE id IN (
-                        SELECT id FROM webhook_events
-                         WHERE processed_at IS NULL
-                           AND received_at < now() - interval '1 minute'
-                           AND received_at > now() - make_interval(hours => $2)
-                           AND (attempted_at IS NULL OR attempted_at < now() - interval '2 minutes')
-                         ORDER BY received_at LIMIT $1
-                         FOR UPDATE SKIP LOCKED)
-                     RETURNING id",
-                )
-                .bind::<diesel::sql_types::BigInt, _>(limit)
-                .bind::<diesel::sql_types::Integer, _>(RESETTLE_FOR_HOURS as i32)
-                .load::<IdRow>(conn)?
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
+                let condition = format!(
+                    "processed_at IS NULL
+                     AND received_at < now() - interval '1 minute'
+                     AND received_at > now() - interval '{RESETTLE_FOR_HOURS} hours'
+                     AND (attempted_at IS NULL OR attempted_at < now() - interval '2 minutes')"
+                );
+                let due = Due {
+                    table: "webhook_events",
+                    alias: "webhook_events",
+                    from: "webhook_events",
+                    condition: &condition,
+                    order: "received_at",
+                    lease: "attempted_at = now()",
+                };
+                let ids = claim_due(conn, &due, limit)?;
                 Ok(webhook_events::table
                     .filter(webhook_events::id.eq_any(ids))
                     .select((webhook_events::event_id, webhook_events::body))
