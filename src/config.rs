@@ -73,6 +73,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub paypal: crate::paypal::PayPalSettings,
     pub mail: MailSettings,
+    /// Bearer token that opens `/metrics` from outside loopback (`METRICS_TOKEN`); without
+    /// it, `/metrics` answers only requests from loopback that came through no proxy.
+    pub metrics_token: Option<String>,
 }
 
 /// Certificate files for serving HTTPS.
@@ -147,6 +150,10 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("paypal", &self.paypal)
             .field("mail", &self.mail)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -489,6 +496,16 @@ impl Config {
 
         let paypal = read_paypal(&mut r, production);
         let mail = read_mail(&mut r, production, &site_name);
+        let metrics_token = r.raw("METRICS_TOKEN");
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.len() < 32 || !t.chars().all(|c| c.is_ascii_graphic()))
+        {
+            r.problem(
+                "METRICS_TOKEN",
+                "expected at least 32 printable characters (for example: openssl rand -hex 32)",
+            );
+        }
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -517,6 +534,7 @@ impl Config {
             tls,
             paypal,
             mail,
+            metrics_token,
         })
     }
 }

@@ -53,7 +53,7 @@ impl Db {
     {
         let pool = self.0.pool().clone();
         rocket::tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(AppError::from)?;
+            let mut conn = ticketing_db::checkout(&pool)?;
             f(&mut conn)
         })
         .await

@@ -5,8 +5,36 @@
 use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
-use rocket::http::{Header, Status};
+use rocket::http::{Header, Method, Status};
 use rocket::{Data, Request, Response};
+
+/// Answers `HEAD` like `GET` (uptime monitors send HEAD). Rocket would first look for a
+/// HEAD route, log "No matching routes" as an error, then retry as GET; this turns the
+/// request into a GET before routing instead, and the HTTP server (hyper) sends the GET's
+/// headers, Content-Length included, without the body (test `edge::head_is_answered_like_get`).
+pub struct HeadAsGet;
+
+/// Marks a request that arrived as `HEAD`.
+#[derive(Clone, Copy)]
+pub struct WasHead(pub bool);
+
+#[rocket::async_trait]
+impl Fairing for HeadAsGet {
+    fn info(&self) -> Info {
+        Info {
+            name: "HEAD as GET",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        let head = req.method() == Method::Head;
+        req.local_cache(|| WasHead(head));
+        if head {
+            req.set_method(Method::Get);
+        }
+    }
+}
 
 /// Logs one line per request with method, path, status and duration (tracing).
 pub struct RequestLog;
@@ -29,7 +57,24 @@ impl Fairing for RequestLog {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let started = req.local_cache(|| Started(Instant::now())).0;
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        // Labelled by the route's pattern (bounded), never by the path (tokens, ids).
+        let route = req
+            .route()
+            .map(|r| r.uri.to_string())
+            .unwrap_or_else(|| "unmatched".into());
+        let method = if req.local_cache(|| WasHead(false)).0 {
+            "HEAD"
+        } else {
+            req.method().as_str()
+        };
+        ticketing_core::telemetry::http_request(
+            route,
+            method,
+            res.status().code,
+            elapsed.as_secs_f64(),
+        );
         // Secret tokens in paths (private links, booking pages) are never logged.
         let shown = redact_tokens(req.uri().path().as_str());
         let client = crate::net::client_ip(req)
@@ -38,7 +83,7 @@ impl Fairing for RequestLog {
         tracing::info!(
             target: "request",
             client = %client,
-            method = %req.method(),
+            method = %method,
             path = %shown,
             status = res.status().code,
             micros,

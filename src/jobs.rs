@@ -9,6 +9,7 @@ use rocket::fairing::AdHoc;
 use crate::bookings::{expire_due, Availability};
 use crate::db::Db;
 use crate::net::IpRateLimit;
+use ticketing_core::telemetry::job_run;
 
 /// How often the sweeper looks for expired holds.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -70,6 +71,7 @@ async fn sweep_holds(
             let result = db
                 .run(|conn| Ok(expire_due(conn, Utc::now(), SWEEP_BATCH)?))
                 .await;
+            job_run("sweep_holds", result.is_ok());
             match result {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
@@ -97,13 +99,19 @@ async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown:
             _ = &mut shutdown => break,
             _ = rocket::tokio::time::sleep(RECONCILE_EVERY) => {}
         }
-        if let Err(e) = paypal.resettle_webhooks(&db, 20).await {
+        let result = paypal.resettle_webhooks(&db, 20).await;
+        job_run("resettle_webhooks", result.is_ok());
+        if let Err(e) = result {
             tracing::warn!(error = %e, "webhook re-settlement failed");
         }
-        if let Err(e) = paypal.reconcile(&db, 20).await {
+        let result = paypal.reconcile(&db, 20).await;
+        job_run("reconcile_payments", result.is_ok());
+        if let Err(e) = result {
             tracing::warn!(error = %e, "payment reconciliation failed");
         }
-        if let Err(e) = paypal.reconcile_refunds(&db).await {
+        let result = paypal.reconcile_refunds(&db).await;
+        job_run("reconcile_refunds", result.is_ok());
+        if let Err(e) = result {
             tracing::warn!(error = %e, "refund reconciliation failed");
         }
     }
@@ -113,10 +121,11 @@ async fn reconcile_payments(db: Db, paypal: crate::paypal::PayPal, mut shutdown:
 /// few minutes.
 async fn waiver_reminders(db: Db, mut shutdown: rocket::Shutdown) {
     loop {
-        match db
+        let result = db
             .run(|conn| Ok(crate::outbox::queue_waiver_reminders(conn)?))
-            .await
-        {
+            .await;
+        job_run("waiver_reminders", result.is_ok());
+        match result {
             Ok(0) => {}
             Ok(n) => tracing::info!(queued = n, "waiver reminders queued"),
             Err(e) => tracing::warn!(error = %e, "waiver reminders failed"),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fairings;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod routes;
 pub mod seed;
@@ -136,6 +137,8 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         );
     });
 
+    // Installed before the first request, so every family is counted from the start.
+    let _ = metrics::handle();
     let rocket = rocket::custom(figment)
         .manage(db)
         .manage(info)
@@ -152,6 +155,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(net::IpRateLimit::per_minute(config.hold_rate_per_minute))
         .attach(jobs::fairing())
         .attach(templates)
+        .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
         .attach(fairings::Headers)
         .attach(fairings::OriginPull {

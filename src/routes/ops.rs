@@ -1,4 +1,5 @@
-//! Operations endpoints: `/healthz` for the load balancer, Docker and the deploy script.
+//! Operations endpoints: `/healthz` for the load balancer, Docker and the deploy script, and
+//! `/metrics` for Prometheus (see `crate::metrics`).
 
 use diesel::RunQueryDsl;
 use rocket::http::Status;
@@ -10,7 +11,12 @@ use crate::db::Db;
 use crate::error::AppError;
 
 pub fn routes() -> Vec<Route> {
-    routes![healthz, client_certificate_required]
+    routes![
+        healthz,
+        client_certificate_required,
+        crate::metrics::metrics,
+        not_found
+    ]
 }
 
 /// The answer to a request that came without Cloudflare's client certificate while
@@ -21,6 +27,15 @@ fn client_certificate_required() -> AppError {
         Status::Forbidden,
         "This server only answers requests that come through Cloudflare.",
     )
+}
+
+/// Every GET (and HEAD) that no other route takes: the same 404 page as the catcher gives
+/// (byte-identical, so a wrong private link still looks like any missing page), answered by
+/// a route so that Rocket does not log "No matching routes" as an error for each crawler's
+/// guess (test `edge::head_is_answered_like_get`).
+#[get("/<_..>", rank = 100)]
+fn not_found() -> AppError {
+    AppError::not_found()
 }
 
 /// 200 with `{"status":"ok"}` when the database answers a query, 503 when it does not.

@@ -136,6 +136,23 @@ async fn webhook(
     delivery: Delivery,
     body: Data<'_>,
 ) -> (Status, String) {
+    let (status, text) = receive(db, paypal, delivery, body).await;
+    // Counted by outcome: handled, refused (malformed or not verified), failed (try again).
+    ticketing_core::telemetry::webhook(match status.code {
+        200..=299 => "handled",
+        400 if text == "verification failed" => "unverified",
+        400..=499 => "refused",
+        _ => "failed",
+    });
+    (status, text)
+}
+
+async fn receive(
+    db: &State<Db>,
+    paypal: &State<PayPal>,
+    delivery: Delivery,
+    body: Data<'_>,
+) -> (Status, String) {
     let body = match body.open(256.kibibytes()).into_bytes().await {
         Ok(b) if b.is_complete() => b.into_inner(),
         _ => {

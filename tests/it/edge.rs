@@ -227,23 +227,33 @@ async fn with_origin_pulls_required_only_clients_with_the_certificate_get_in() {
     assert!(res.text().await.unwrap().contains("Pulled Event"));
 }
 
-#[test]
-fn the_server_stops_cleanly_on_sigterm() {
-    let db = TestDb::migrated();
-    // Other tests start servers too: a port found free may be taken before this server binds
-    // it, and then the server exits at once. Such a start is tried again on another port.
-    let mut started = None;
+/// Starts the `ticketing serve` binary on a free port with its output in `log` (or
+/// discarded). Other tests start servers too: a port found free may be taken before this
+/// server binds it, and then the server exits at once. Such a start is tried again on
+/// another port.
+fn spawn_binary(db: &TestDb, log: Option<&std::path::Path>) -> (std::process::Child, u16) {
     for _ in 0..5 {
         let port = crate::helpers::free_port();
+        let output = || match log {
+            Some(path) => std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => std::process::Stdio::null(),
+        };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
             .arg("serve")
             .env("APP_ENV", "local")
             .env("DATABASE_URL", &db.url)
             .env("PORT", port.to_string())
-            .env("LOG_LEVEL", "warn")
+            .env("LOG_LEVEL", if log.is_some() { "info" } else { "warn" })
+            .env("LOG_FORMAT", "json")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .unwrap();
         let up = Instant::now();
@@ -257,11 +267,71 @@ fn the_server_stops_cleanly_on_sigterm() {
         // Listening, and it is ours: still running a moment later.
         std::thread::sleep(Duration::from_millis(200));
         if child.try_wait().unwrap().is_none() {
-            started = Some(child);
-            break;
+            return (child, port);
         }
     }
-    let mut child = started.expect("the server could not get a free port");
+    panic!("the server could not get a free port");
+}
+
+/// One raw HTTP/1.1 request; returns the head (status line and headers) and the body bytes.
+fn raw_request(port: u16, method: &str, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    (
+        String::from_utf8_lossy(&bytes[..split]).to_lowercase(),
+        bytes[split + 4..].to_vec(),
+    )
+}
+
+fn content_length(head: &str) -> Option<String> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length: ").map(str::to_string))
+}
+
+#[test]
+fn head_is_answered_like_get() {
+    let db = TestDb::migrated();
+    let log = std::env::temp_dir().join(format!("head-test-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let (mut child, port) = spawn_binary(&db, Some(&log));
+    for path in ["/", "/healthz", "/no-such-page"] {
+        let (get_head, get_body) = raw_request(port, "GET", path);
+        let (head_head, head_body) = raw_request(port, "HEAD", path);
+        let status = |h: &str| h.lines().next().unwrap_or_default().to_string();
+        assert_eq!(status(&head_head), status(&get_head), "{path}");
+        assert!(head_body.is_empty(), "HEAD {path} sent a body");
+        if let Some(length) = content_length(&get_head) {
+            assert_eq!(length, get_body.len().to_string(), "{path}");
+            assert_eq!(content_length(&head_head), Some(length), "{path}");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        text.contains("\"method\":\"HEAD\""),
+        "HEAD requests are logged as HEAD:\n{text}"
+    );
+    assert!(!text.contains("No matching routes"), "{text}");
+    assert!(!text.contains("\"ERROR\""), "{text}");
+}
+
+#[test]
+fn the_server_stops_cleanly_on_sigterm() {
+    let db = TestDb::migrated();
+    let (mut child, _) = spawn_binary(&db, None);
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

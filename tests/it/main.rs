@@ -10,6 +10,7 @@ mod edge;
 mod health;
 mod jobs;
 mod mail;
+mod metrics;
 mod migrations;
 mod payment_races;
 mod paypal_contract;

@@ -140,7 +140,9 @@ impl Mailer {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            match self.send_due(&db, 20).await {
+            let result = self.send_due(&db, 20).await;
+            ticketing_core::telemetry::job_run("outbox", result.is_ok());
+            match result {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(processed = n, "outbox processed"),
                 Err(e) => tracing::warn!(error = %e, "outbox run failed"),

@@ -4,6 +4,7 @@
 pub mod ics;
 pub mod money;
 pub mod passwords;
+pub mod telemetry;
 pub mod timefmt;
 pub mod tokens;
 pub mod validate;

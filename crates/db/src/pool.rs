@@ -57,7 +57,16 @@ impl Db {
 
     /// A connection for blocking code (commands, background jobs already on a blocking thread).
     pub fn get(&self) -> Result<PgConn, Error> {
-        self.pool.get().map_err(Error::from)
+        checkout(&self.pool)
+    }
+
+    /// Publishes the pool's connections in use and idle (for `/metrics`).
+    pub fn record_state(&self) {
+        let state = self.pool.state();
+        ticketing_core::telemetry::pool_connections(
+            state.connections - state.idle_connections,
+            state.idle_connections,
+        );
     }
 
     /// Runs `f` with a pooled connection on a blocking thread.
@@ -68,7 +77,7 @@ impl Db {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(Error::from)?;
+            let mut conn = checkout(&pool)?;
             f(&mut conn)
         })
         .await
@@ -80,6 +89,14 @@ impl Db {
         let mut conn = self.get()?;
         run_migrations(&mut conn)
     }
+}
+
+/// A connection from `pool`, counted as waiting while the pool has none to give.
+pub fn checkout(pool: &PgPool) -> Result<PgConn, Error> {
+    ticketing_core::telemetry::pool_waiting(1.0);
+    let conn = pool.get();
+    ticketing_core::telemetry::pool_waiting(-1.0);
+    conn.map_err(Error::from)
 }
 
 /// Applies every pending embedded migration on `conn`.

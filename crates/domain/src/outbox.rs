@@ -165,6 +165,11 @@ pub fn record(
         .select(outbox::attempts)
         .first(conn)?;
     let attempts = attempts + 1;
+    ticketing_core::telemetry::mail_attempt(match &outcome {
+        Ok(()) => "sent",
+        Err((permanent, _)) if *permanent || attempts >= MAX_ATTEMPTS => "failed",
+        Err(_) => "retry",
+    });
     match outcome {
         Ok(()) => diesel::update(outbox::table.find(id))
             .set((

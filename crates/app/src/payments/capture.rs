@@ -107,7 +107,17 @@ impl PayPal {
     }
 
     /// Captures the order of `payment` (after the buyer approved), then settles the booking.
+    /// Counted in `payment_captures_total` by outcome.
     pub async fn capture(&self, db: &Db, payment_id: i64) -> Result<CaptureOutcome, Error> {
+        let result = self.try_capture(db, payment_id).await;
+        ticketing_core::telemetry::capture(match &result {
+            Ok(outcome) => outcome.label(),
+            Err(_) => "error",
+        });
+        result
+    }
+
+    async fn try_capture(&self, db: &Db, payment_id: i64) -> Result<CaptureOutcome, Error> {
         let claim_for = self.capture_claim();
         let claim = db
             .run(move |conn| claim_capture(conn, payment_id, claim_for).map_err(db_err))

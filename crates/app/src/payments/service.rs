@@ -46,6 +46,23 @@ pub enum CaptureOutcome {
     Unavailable,
 }
 
+impl CaptureOutcome {
+    /// A short name for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CaptureOutcome::Paid => "paid",
+            CaptureOutcome::Pending => "pending",
+            CaptureOutcome::Declined { .. } => "declined",
+            CaptureOutcome::NotApproved { .. } => "not_approved",
+            CaptureOutcome::LateNoSeats => "late_no_seats",
+            CaptureOutcome::Cancelled => "cancelled",
+            CaptureOutcome::Refunded => "refunded",
+            CaptureOutcome::Closed => "closed",
+            CaptureOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
 pub(super) struct Inner {
     pub(super) client: Arc<PayPalClient>,
     pub(super) trust: Mutex<TrustStore>,

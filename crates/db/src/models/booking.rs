@@ -21,6 +21,16 @@ pub enum BookingState {
 
 impl BookingState {
     pub const ACTIVE: [&'static str; 3] = ["held", "awaiting_payment", "paid"];
+    /// Every state.
+    pub const ALL: [BookingState; 7] = [
+        BookingState::Held,
+        BookingState::AwaitingPayment,
+        BookingState::Paid,
+        BookingState::Cancelled,
+        BookingState::Refunded,
+        BookingState::Expired,
+        BookingState::Reversed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -131,8 +131,27 @@ pub fn check_request(
     Ok(())
 }
 
-/// Creates a hold for `req` lasting `hold_minutes`, or refuses it whole.
+/// Creates a hold for `req` lasting `hold_minutes`, or refuses it whole (counted in
+/// `holds_total` by outcome).
 pub fn create_hold(
+    conn: &mut PgConnection,
+    event: &Event,
+    types: &[TicketType],
+    req: &HoldRequest,
+    now: DateTime<Utc>,
+    hold_minutes: u32,
+) -> Result<HoldOutcome, HoldError> {
+    let result = try_hold(conn, event, types, req, now, hold_minutes);
+    ticketing_core::telemetry::hold(match &result {
+        Ok(_) => "made",
+        Err(HoldError::NotEnough) => "sold_out",
+        Err(HoldError::Invalid { .. }) => "invalid",
+        Err(HoldError::Db(_)) => "error",
+    });
+    result
+}
+
+fn try_hold(
     conn: &mut PgConnection,
     event: &Event,
     types: &[TicketType],
