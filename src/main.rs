@@ -183,6 +183,22 @@ fn serve(config: Config, db: ticketing::Db) -> ExitCode {
         config.site_name,
         config.base_url
     );
+    if !config.app_env.is_production() {
+        // The local banner: where to sign in and where the mail goes (docker compose logs
+        // and scripts/dev show it).
+        let mail = match &config.mail.transport {
+            ticketing::mail::MailTransport::Smtp { host, port, .. } => {
+                format!("SMTP {host}:{port}")
+            }
+            ticketing::mail::MailTransport::File { dir } => {
+                format!(".eml files in {}", dir.display())
+            }
+        };
+        println!(
+            "{} at {}\n  admin   {}/admin\n  mail    {mail}\n  metrics {}/metrics (from this machine)",
+            config.site_name, config.base_url, config.base_url, config.base_url
+        );
+    }
     let result = rocket::execute(ticketing::rocket(&config, db).launch());
     match result {
         Ok(_) => ExitCode::SUCCESS,

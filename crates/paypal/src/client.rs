@@ -3,6 +3,9 @@
 //! signatures through the API; download webhook certificates (cached; no redirects, at most
 //! 64 KiB). Every call has a timeout and is retried on timeouts, 429 and 5xx: all of them are
 //! idempotent (GETs, or POSTs carrying a `PayPal-Request-Id` derived from our own ids).
+//!
+//! About 600 lines on purpose: one client, whose calls share the token cache, the retry loop
+//! and the typed answers; split, each part would need all three.
 
 use std::collections::HashMap;
 use std::sync::Arc;

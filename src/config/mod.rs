@@ -12,7 +12,12 @@ use std::path::PathBuf;
 
 use base64::Engine;
 
-use crate::mail::{MailSettings, MailTransport, SmtpSecurity};
+use crate::mail::MailSettings;
+use reader::Reader;
+
+mod mail;
+mod paypal;
+mod reader;
 
 /// Which environment the app runs in; decides the env file and the strictness of checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,54 +179,6 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-/// Collects typed values and problems while reading variables.
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<Problem>,
-}
-
-impl Reader<'_> {
-    fn raw(&self, var: &str) -> Option<String> {
-        (self.lookup)(var)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn problem(&mut self, var: &'static str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            var,
-            message: message.into(),
-        });
-    }
-
-    fn required(&mut self, var: &'static str, expected: &str) -> Option<String> {
-        let value = self.raw(var);
-        if value.is_none() {
-            self.problem(var, format!("is required but not set; expected {expected}"));
-        }
-        value
-    }
-
-    fn parsed<T: std::str::FromStr>(
-        &mut self,
-        var: &'static str,
-        default: T,
-        expected: &str,
-        valid: impl Fn(&T) -> bool,
-    ) -> T {
-        match self.raw(var) {
-            None => default,
-            Some(text) => match text.parse::<T>() {
-                Ok(value) if valid(&value) => value,
-                _ => {
-                    self.problem(var, format!("expected {expected}, got {text:?}"));
-                    default
-                }
-            },
-        }
     }
 }
 
@@ -494,8 +451,8 @@ impl Config {
             }
         };
 
-        let paypal = read_paypal(&mut r, production);
-        let mail = read_mail(&mut r, production, &site_name);
+        let paypal = paypal::read(&mut r, production);
+        let mail = mail::read(&mut r, production, &site_name);
         let metrics_token = r.raw("METRICS_TOKEN");
         if metrics_token
             .as_ref()
@@ -536,227 +493,6 @@ impl Config {
             mail,
             metrics_token,
         })
-    }
-}
-
-/// Mail settings: SMTP when `SMTP_HOST` is set (required in production), else `.eml` files
-/// under `MAIL_FILE_DIR` locally. Bad combinations are refused, naming the variable.
-fn read_mail(r: &mut Reader, production: bool, site_name: &str) -> MailSettings {
-    let host = r.raw("SMTP_HOST");
-    let security = match r.raw("SMTP_SECURITY").as_deref() {
-        None | Some("starttls") => SmtpSecurity::StartTls,
-        Some("tls") => SmtpSecurity::Tls,
-        Some("none") => SmtpSecurity::None,
-        Some(other) => {
-            r.problem(
-                "SMTP_SECURITY",
-                format!("expected \"starttls\", \"tls\" or \"none\", got {other:?}"),
-            );
-            SmtpSecurity::StartTls
-        }
-    };
-    let default_port = match security {
-        SmtpSecurity::StartTls => 587u16,
-        SmtpSecurity::Tls => 465,
-        SmtpSecurity::None => 25,
-    };
-    let port = r.parsed(
-        "SMTP_PORT",
-        default_port,
-        "a port number from 1 to 65535",
-        |p| *p > 0,
-    );
-    let username = r.raw("SMTP_USERNAME");
-    let password = r.raw("SMTP_PASSWORD");
-    if username.is_some() != password.is_some() {
-        let var = if username.is_some() {
-            "SMTP_PASSWORD"
-        } else {
-            "SMTP_USERNAME"
-        };
-        r.problem(
-            var,
-            "SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither",
-        );
-    }
-    if security == SmtpSecurity::None && username.is_some() {
-        r.problem(
-            "SMTP_SECURITY",
-            "\"none\" would send the SMTP password in clear text; use starttls or tls",
-        );
-    }
-    let transport = match host {
-        Some(host) => {
-            if production && security == SmtpSecurity::None {
-                r.problem("SMTP_SECURITY", "must be starttls or tls in production");
-            }
-            MailTransport::Smtp {
-                host,
-                port,
-                security,
-                username,
-                password,
-            }
-        }
-        None => {
-            if production {
-                r.problem(
-                    "SMTP_HOST",
-                    "is required in production (the file transport is for local work only)",
-                );
-            }
-            MailTransport::File {
-                dir: PathBuf::from(
-                    r.raw("MAIL_FILE_DIR")
-                        .unwrap_or_else(|| "target/mail".into()),
-                ),
-            }
-        }
-    };
-    let from_email = match r.raw("MAIL_FROM") {
-        Some(v) => v,
-        None if matches!(transport, MailTransport::Smtp { .. }) => {
-            r.problem("MAIL_FROM", "is required when SMTP_HOST is set; expected the sender address, such as tickets@example.com");
-            String::new()
-        }
-        None => "tickets@localhost.test".into(),
-    };
-    if !from_email.is_empty()
-        && ticketing_core::validate::email(&from_email).is_err()
-        && !from_email.ends_with("@localhost.test")
-    {
-        r.problem(
-            "MAIL_FROM",
-            format!("expected an email address, got {from_email:?}"),
-        );
-    }
-    let reply_to = r.raw("MAIL_REPLY_TO");
-    if let Some(rt) = &reply_to {
-        if ticketing_core::validate::email(rt).is_err() {
-            r.problem(
-                "MAIL_REPLY_TO",
-                format!("expected an email address, got {rt:?}"),
-            );
-        }
-    }
-    MailSettings {
-        transport,
-        from_email,
-        from_name: r
-            .raw("MAIL_FROM_NAME")
-            .unwrap_or_else(|| site_name.to_string()),
-        reply_to,
-    }
-}
-
-/// PayPal's settings. The simulator needs no credentials; live and sandbox need all of
-/// them; production accepts only live, on PayPal's live API host.
-fn read_paypal(r: &mut Reader, production: bool) -> crate::paypal::PayPalSettings {
-    use crate::paypal::{PayPalMode, PayPalSettings, WebhookVerification};
-    let mode = match r.raw("PAYPAL_MODE").as_deref() {
-        None if production => {
-            r.problem(
-                "PAYPAL_MODE",
-                "is required in production; expected \"live\"",
-            );
-            PayPalMode::Live
-        }
-        None => PayPalMode::Simulator,
-        Some("live") => PayPalMode::Live,
-        Some("sandbox") => PayPalMode::Sandbox,
-        Some("simulator") => PayPalMode::Simulator,
-        Some(other) => {
-            r.problem(
-                "PAYPAL_MODE",
-                format!("expected \"live\", \"sandbox\" or \"simulator\", got {other:?}"),
-            );
-            PayPalMode::Simulator
-        }
-    };
-    if production && mode != PayPalMode::Live {
-        r.problem(
-            "PAYPAL_MODE",
-            "must be \"live\" in production: the simulator and sandbox credentials take no real money",
-        );
-    }
-    let default_base = match mode {
-        PayPalMode::Live => "https://api-m.paypal.com",
-        PayPalMode::Sandbox => "https://api-m.sandbox.paypal.com",
-        PayPalMode::Simulator => "http://127.0.0.1:9000",
-    };
-    let api_base = r
-        .raw("PAYPAL_API_BASE")
-        .unwrap_or_else(|| default_base.into())
-        .trim_end_matches('/')
-        .to_string();
-    if !(api_base.starts_with("https://")
-        || (mode == PayPalMode::Simulator && api_base.starts_with("http://")))
-    {
-        r.problem(
-            "PAYPAL_API_BASE",
-            format!("expected an https:// URL, got {api_base:?}"),
-        );
-    }
-    if production && api_base != "https://api-m.paypal.com" {
-        r.problem(
-            "PAYPAL_API_BASE",
-            "must be https://api-m.paypal.com in production (or unset)",
-        );
-    }
-    let credential = |r: &mut Reader, var: &'static str, sim_default: &str| -> String {
-        match (r.raw(var), mode) {
-            (Some(v), _) => v,
-            (None, PayPalMode::Simulator) => sim_default.to_string(),
-            (None, _) => {
-                r.problem(
-                    var,
-                    "is required for PayPal live and sandbox (from the PayPal developer dashboard)",
-                );
-                String::new()
-            }
-        }
-    };
-    let client_id = credential(r, "PAYPAL_CLIENT_ID", "simulator-client");
-    let client_secret = credential(r, "PAYPAL_CLIENT_SECRET", "simulator-secret");
-    let webhook_id = credential(r, "PAYPAL_WEBHOOK_ID", "WH-SIMULATOR");
-    let verification = match r.raw("PAYPAL_WEBHOOK_VERIFY").as_deref() {
-        None | Some("offline") => WebhookVerification::Offline,
-        Some("api") => WebhookVerification::Api,
-        Some(other) => {
-            r.problem(
-                "PAYPAL_WEBHOOK_VERIFY",
-                format!("expected \"offline\" or \"api\", got {other:?}"),
-            );
-            WebhookVerification::Offline
-        }
-    };
-    let ca_files: Vec<PathBuf> = r
-        .raw("PAYPAL_WEBHOOK_CA_FILE")
-        .map(|v| v.split(',').map(|p| PathBuf::from(p.trim())).collect())
-        .unwrap_or_default();
-    for f in &ca_files {
-        if !f.is_file() {
-            r.problem(
-                "PAYPAL_WEBHOOK_CA_FILE",
-                format!("expected PEM files, but {f:?} does not exist"),
-            );
-        }
-    }
-    let timeout = r.parsed(
-        "PAYPAL_TIMEOUT_SECONDS",
-        15u64,
-        "a whole number of seconds from 1 to 120",
-        |n| (1..=120).contains(n),
-    );
-    PayPalSettings {
-        mode,
-        api_base,
-        client_id,
-        client_secret,
-        webhook_id,
-        verification,
-        ca_files,
-        timeout: std::time::Duration::from_secs(timeout),
     }
 }
 
