@@ -309,6 +309,16 @@ async fn a_capture_that_lands_after_expiry_is_recorded_and_refunded() {
         .first(&mut w.app.conn())
         .unwrap();
     assert_eq!((status.as_str(), amount), ("COMPLETED", 2500));
+    // The automatic refund is in the audit log, by the system (no user).
+    let audited: Vec<(Option<i64>, String)> = ticketing::schema::audit_log::table
+        .filter(ticketing::schema::audit_log::action.eq("booking.refund"))
+        .select((
+            ticketing::schema::audit_log::user_id,
+            ticketing::schema::audit_log::entity,
+        ))
+        .load(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(audited, vec![(None, "booking".to_string())]);
     assert_eq!(w.state(&token), "expired");
     assert!(
         w.mails(&token).contains(&"payment_returned".to_string()),

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::service::{db_err, PayPal};
 use ticketing_core::money::Money;
 use ticketing_db::claim::{claim_due, Due};
-use ticketing_db::models::{Booking, BookingState, Payment};
+use ticketing_db::models::{Booking, BookingState, Payment, Refund};
 use ticketing_db::schema::{payments, refunds};
 use ticketing_db::Db;
 use ticketing_db::Error;
@@ -79,11 +79,7 @@ impl PayPal {
                             "There is no completed capture to refund.",
                         ));
                     }
-                    let in_flight: i64 = refunds::table
-                        .filter(refunds::payment_id.eq(p.id))
-                        .filter(refunds::status.eq(REFUND_REQUESTED))
-                        .count()
-                        .get_result(conn)?;
+                    let in_flight = Refund::in_flight(conn, p.id)?;
                     if in_flight > 0 {
                         return Err(Error::new(
                             ticketing_db::ErrorKind::Conflict,
@@ -132,10 +128,7 @@ impl PayPal {
     ) -> Result<(), Error> {
         let (row, payment, booking) = db
             .run(move |conn| {
-                let row: RefundRow = refunds::table
-                    .find(refund_id)
-                    .select(RefundRow::as_select())
-                    .first(conn)?;
+                let row = Refund::find(conn, refund_id)?;
                 let p: Payment = payments::table
                     .find(row.payment_id)
                     .select(Payment::as_select())
@@ -298,21 +291,7 @@ impl PayPal {
     }
 }
 
-/// A refund row's status while PayPal's answer is awaited, after a refusal of the first ask,
-/// and when it is unclear whether PayPal refunded (a person checks PayPal's dashboard).
-pub const REFUND_REQUESTED: &str = "REQUESTED";
-pub const REFUND_FAILED: &str = "FAILED";
-pub const REFUND_REVIEW: &str = "REVIEW";
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
-struct RefundRow {
-    payment_id: i64,
-    request_id: String,
-    amount_minor: i64,
-    status: String,
-    note: String,
-}
+pub use ticketing_db::models::refund::{REFUND_FAILED, REFUND_REQUESTED, REFUND_REVIEW};
 
 /// The capture id of a payment whose capture can still be refunded.
 fn refundable_capture(p: &Payment) -> Option<&str> {

@@ -259,11 +259,7 @@ fn unhonoured(
         );
     }
     let left = payment.amount_minor - payment.refunded_minor;
-    let in_flight: i64 = refunds::table
-        .filter(refunds::payment_id.eq(payment.id))
-        .filter(refunds::status.eq(REFUND_REQUESTED))
-        .count()
-        .get_result(conn)?;
+    let in_flight = ticketing_db::models::Refund::in_flight(conn, payment.id)?;
     let refund = if left > 0 && in_flight == 0 {
         diesel::insert_into(refunds::table)
             .values((
@@ -284,5 +280,21 @@ fn unhonoured(
     } else {
         None
     };
+    if refund.is_some() {
+        // Written down by the site itself: no staff member asked for it.
+        ticketing_domain::audit::record(
+            conn,
+            ticketing_domain::audit::Actor::SYSTEM,
+            "booking.refund",
+            "booking",
+            Some(booking.id),
+            Some(serde_json::json!({ "state": booking.state })),
+            Some(serde_json::json!({
+                "automatic": true,
+                "amount": ticketing_core::money::Money::new(left, &payment.currency).display(),
+                "reason": why,
+            })),
+        )?;
+    }
     Ok((CaptureOutcome::Refunded, refund))
 }

@@ -5,6 +5,7 @@ pub mod booking;
 pub mod event;
 pub mod outbox;
 pub mod payment;
+pub mod refund;
 pub mod ticket_type;
 pub mod user;
 
@@ -12,5 +13,6 @@ pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
 pub use outbox::OutboxRow;
 pub use payment::Payment;
+pub use refund::Refund;
 pub use ticket_type::{NewTicketType, TicketType};
 pub use user::{NewUser, Role, User};
