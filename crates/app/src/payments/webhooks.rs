@@ -253,7 +253,7 @@ mod tests {
 
     fn sample(name: &str) -> Value {
         let path = format!(
-            "{}/../shared/paypal/webhook-event-samples/{name}.json",
+            "{}/../../../shared/paypal/webhook-event-samples/{name}.json",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
