@@ -117,54 +117,50 @@ const CAPTURE_STATUSES: &[&str] = &[
 ];
 
 /// Sets the gauges read from the database.
+/// Sets gauge `family{label=...}` from a query of `label, n` rows; every label in `known`
+/// starts at 0, since a state with no rows left is not in the result.
+fn count_gauge(
+    conn: &mut PgConnection,
+    family: &'static str,
+    label: &'static str,
+    known: &[&str],
+    sql: &str,
+) -> QueryResult<()> {
+    for value in known {
+        telemetry::count(family, label, value.to_string(), 0.0);
+    }
+    for row in diesel::sql_query(sql).load::<LabelCount>(conn)? {
+        telemetry::count(family, label, row.label.unwrap_or_default(), row.n as f64);
+    }
+    Ok(())
+}
+
 fn read_gauges(conn: &mut PgConnection) -> QueryResult<()> {
-    for state in BookingState::ALL {
-        telemetry::count("bookings", "state", state.as_str().into(), 0.0);
-    }
-    for status in CAPTURE_STATUSES {
-        telemetry::count("payments", "capture_status", status.to_string(), 0.0);
-    }
-    for row in
-        diesel::sql_query("SELECT state AS label, count(*) AS n FROM bookings GROUP BY state")
-            .load::<LabelCount>(conn)?
-    {
-        telemetry::count(
-            "bookings",
-            "state",
-            row.label.unwrap_or_default(),
-            row.n as f64,
-        );
-    }
-    for row in diesel::sql_query(
+    let states: Vec<&str> = BookingState::ALL.iter().map(|s| s.as_str()).collect();
+    count_gauge(
+        conn,
+        "bookings",
+        "state",
+        &states,
+        "SELECT state AS label, count(*) AS n FROM bookings GROUP BY state",
+    )?;
+    count_gauge(
+        conn,
+        "payments",
+        "capture_status",
+        CAPTURE_STATUSES,
         "SELECT coalesce(capture_status, 'none') AS label, count(*) AS n FROM payments GROUP BY 1",
-    )
-    .load::<LabelCount>(conn)?
-    {
-        telemetry::count(
-            "payments",
-            "capture_status",
-            row.label.unwrap_or_default(),
-            row.n as f64,
-        );
-    }
-    for state in ["queued", "retrying", "sent", "failed"] {
-        telemetry::count("outbox_emails", "state", state.into(), 0.0);
-    }
-    for row in diesel::sql_query(
+    )?;
+    count_gauge(
+        conn,
+        "outbox_emails",
+        "state",
+        &["queued", "retrying", "sent", "failed"],
         "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying'
                      WHEN state = 'pending' THEN 'queued' ELSE state END AS label,
                 count(*) AS n
            FROM outbox GROUP BY 1",
-    )
-    .load::<LabelCount>(conn)?
-    {
-        telemetry::count(
-            "outbox_emails",
-            "state",
-            row.label.unwrap_or_default(),
-            row.n as f64,
-        );
-    }
+    )?;
     let age = diesel::sql_query(
         "SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 AS seconds
            FROM outbox WHERE state = 'pending' AND next_attempt_at <= now()",
