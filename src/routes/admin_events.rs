@@ -17,6 +17,7 @@ use crate::auth::{self, Admin, Staff};
 use crate::cache::PublicCaches;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::models::event::EventLookup;
 use crate::models::{Event, NewEvent, NewTicketType, NewUser, TicketType, User, Visibility};
 use crate::routes::admin::page;
 use crate::routes::checkout::Page;
@@ -299,8 +300,9 @@ async fn create_event(
     }
 }
 
+/// The event of an edit page and its ticket types (any visibility).
 async fn event_page_ctx(db: &Db, id: i64) -> AppResult<(Event, Vec<TicketType>)> {
-    db.run(move |conn| Ok(Event::find_with_types(conn, id)?))
+    db.run(move |conn| Ok(Event::with_ticket_types(conn, EventLookup::Id(id))?))
         .await
 }
 
@@ -471,7 +473,7 @@ async fn event_action(
     let target = db
         .run(move |conn| {
             conn.transaction(|conn| {
-                let before = Event::find(conn, id)?;
+                let (before, types) = Event::with_ticket_types(conn, EventLookup::Id(id))?;
                 let target = match action.as_str() {
                     "publish" | "unpublish" => {
                         let v = if action == "publish" {
@@ -516,7 +518,7 @@ async fn event_action(
                                 waiver_text: before.waiver_text.clone(),
                             },
                         )?;
-                        for t in TicketType::for_event(conn, id)? {
+                        for t in types {
                             TicketType::insert(
                                 conn,
                                 &NewTicketType {

@@ -21,6 +21,7 @@ use crate::bookings::lifecycle::{refresh, transition};
 use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::models::event::EventLookup;
 use crate::models::{Attendee, Booking, BookingItem, BookingState, Event, TicketType};
 use crate::money::Money;
 use crate::net::{ClientIp, IpRateLimit};
@@ -131,7 +132,7 @@ async fn hold(
     let now = Utc::now();
     let outcome = db
         .run(move |conn| {
-            let (event, types) = Event::find_with_types(conn, event_id)?;
+            let (event, types) = Event::with_ticket_types(conn, EventLookup::Id(event_id))?;
             // A private event is bookable only with its current secret token.
             let allowed = match event.visibility() {
                 crate::models::Visibility::Public => private_token.is_none(),
@@ -194,7 +195,7 @@ async fn hold(
                 }
             }
             // Show the page again with fresh numbers, the buyer's input and the messages.
-            let (fresh, types) = Event::find_with_types(conn, event.id)?;
+            let (fresh, types) = Event::with_ticket_types(conn, EventLookup::Id(event.id))?;
             if refused {
                 not_enough_messages(&fresh, &types, &request.quantities, &mut errors);
             }
@@ -287,10 +288,9 @@ async fn load(db: &Db, token: &str) -> AppResult<Loaded> {
 fn load_on(conn: &mut diesel::PgConnection, token: &str) -> AppResult<Loaded> {
     let booking = Booking::find_by_access_token(conn, token)?;
     let booking = refresh(conn, booking, Utc::now())?;
-    let event = Event::find(conn, booking.event_id)?;
+    let (event, types) = Event::with_ticket_types(conn, EventLookup::Id(booking.event_id))?;
     let items = booking.items(conn)?;
     let attendees = booking.attendees(conn)?;
-    let types = TicketType::for_event(conn, event.id)?;
     let ids: Vec<i64> = attendees.iter().map(|a| a.id).collect();
     let waivers = crate::waivers::for_attendees(conn, &ids)?;
     Ok(Loaded {
