@@ -1,6 +1,7 @@
-//! Admin area, part two (admins only): events (create, edit, publish, unpublish, duplicate,
-//! rotate the private link, waiver text), ticket types and prices, and staff accounts.
-//! Every form keeps its input and shows messages next to fields; every change is audited.
+//! Events (admins only): create, edit, publish, unpublish, duplicate, rotate the private
+//! link, waiver text. Every form keeps its input and shows messages next to fields; every
+//! change is audited. The event's edit page also lists its ticket types (see
+//! `ticket_types`, which renders the same page with its own messages).
 
 use std::collections::HashMap;
 
@@ -9,40 +10,20 @@ use diesel::prelude::*;
 use rocket::form::{Form, FromForm};
 use rocket::http::Status;
 use rocket::response::Redirect;
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, State};
 use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
-use crate::auth::{self, Admin, Staff};
+use super::{page, CsrfOnly};
+use crate::auth::{self, Admin};
 use crate::cache::PublicCaches;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::event::EventLookup;
-use crate::models::{Event, NewEvent, NewTicketType, NewUser, TicketType, User, Visibility};
-use crate::routes::admin::page;
+use crate::models::{Event, NewEvent, NewTicketType, TicketType, Visibility};
 use crate::routes::checkout::Page;
-use crate::schema::{admin_sessions, events, ticket_types, users};
+use crate::schema::events;
 use crate::timefmt;
-
-pub fn routes() -> Vec<Route> {
-    routes![
-        events_list,
-        new_event,
-        create_event,
-        edit_event,
-        update_event,
-        event_action,
-        create_ticket_type,
-        update_ticket_type,
-        users_page,
-        create_user,
-        deactivate_user,
-        password_page,
-        change_password
-    ]
-}
-
-// ---------------------------------------------------------------- events
 
 #[derive(FromForm, Default, Clone, serde::Serialize)]
 pub struct EventForm {
@@ -73,14 +54,14 @@ pub struct EventForm {
 }
 
 /// Local "YYYY-MM-DDTHH:MM" in `tz` to UTC.
-fn parse_local(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+pub(super) fn parse_local(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let naive = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M").ok()?;
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn to_local_input(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+pub(super) fn to_local_input(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     at.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string()
 }
 
@@ -183,7 +164,7 @@ fn event_json(e: &Event) -> Value {
             "timezone": e.timezone, "venue": e.venue, "waiver_required": e.waiver_required, "waiver_text": e.waiver_text })
 }
 
-fn form_from(e: &Event) -> EventForm {
+pub(super) fn form_from(e: &Event) -> EventForm {
     let tz = e.tz();
     EventForm {
         csrf: String::new(),
@@ -202,7 +183,7 @@ fn form_from(e: &Event) -> EventForm {
 }
 
 #[get("/events")]
-async fn events_list(db: &State<Db>, admin: Admin) -> AppResult<Template> {
+pub(super) async fn events_list(db: &State<Db>, admin: Admin) -> AppResult<Template> {
     let list: Vec<Event> = db
         .run(|conn| {
             Ok(events::table
@@ -221,7 +202,7 @@ async fn events_list(db: &State<Db>, admin: Admin) -> AppResult<Template> {
 }
 
 #[get("/events/new")]
-fn new_event(admin: Admin) -> Template {
+pub(super) fn new_event(admin: Admin) -> Template {
     page(
         "admin/event_form",
         &admin.0,
@@ -230,10 +211,10 @@ fn new_event(admin: Admin) -> Template {
 }
 
 #[post("/events", data = "<form>")]
-async fn create_event(
+pub(super) async fn create_event(
     db: &State<Db>,
-    admin: Admin,
     caches: PublicCaches<'_>,
+    admin: Admin,
     form: Form<EventForm>,
 ) -> AppResult<Page> {
     let staff = admin.0;
@@ -301,7 +282,7 @@ async fn create_event(
 }
 
 /// The event of an edit page and its ticket types (any visibility).
-async fn event_page_ctx(db: &Db, id: i64) -> AppResult<(Event, Vec<TicketType>)> {
+pub(super) async fn event_page_ctx(db: &Db, id: i64) -> AppResult<(Event, Vec<TicketType>)> {
     db.run(move |conn| Ok(Event::with_ticket_types(conn, EventLookup::Id(id))?))
         .await
 }
@@ -315,14 +296,20 @@ fn types_json(types: &[TicketType], tz: chrono_tz::Tz) -> Vec<Value> {
         .collect()
 }
 
-fn edit_ctx(e: &Event, types: &[TicketType], form: EventForm, errors: Value, tt: Value) -> Value {
+pub(super) fn edit_ctx(
+    e: &Event,
+    types: &[TicketType],
+    form: EventForm,
+    errors: Value,
+    tt: Value,
+) -> Value {
     json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt,
             "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")) },
             "types": types_json(types, e.tz()) })
 }
 
 #[get("/events/<id>")]
-async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResult<Template> {
+pub(super) async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResult<Template> {
     let (e, types) = event_page_ctx(db, id).await?;
     Ok(page(
         "admin/event_form",
@@ -332,11 +319,11 @@ async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResult<Template
 }
 
 #[post("/events/<id>", data = "<form>")]
-async fn update_event(
+pub(super) async fn update_event(
     db: &State<Db>,
-    admin: Admin,
     caches: PublicCaches<'_>,
     id: i64,
+    admin: Admin,
     form: Form<EventForm>,
 ) -> AppResult<Page> {
     let staff = admin.0;
@@ -448,21 +435,15 @@ async fn update_event(
     }
 }
 
-#[derive(FromForm)]
-pub struct CsrfForm {
-    #[field(default = String::new())]
-    csrf: String,
-}
-
 /// publish, unpublish, rotate (the private link) or duplicate.
 #[post("/events/<id>/<action>", data = "<form>", rank = 2)]
-async fn event_action(
+pub(super) async fn event_action(
     db: &State<Db>,
-    admin: Admin,
     caches: PublicCaches<'_>,
     id: i64,
     action: &str,
-    form: Form<CsrfForm>,
+    admin: Admin,
+    form: Form<CsrfOnly>,
 ) -> AppResult<Redirect> {
     let staff = admin.0;
     staff.check_csrf(&form.csrf)?;
@@ -559,527 +540,4 @@ async fn event_action(
         .await?;
     caches.invalidate();
     Ok(Redirect::to(format!("/admin/events/{target}")))
-}
-
-// ---------------------------------------------------------------- ticket types
-
-#[derive(FromForm, Clone, serde::Serialize)]
-pub struct TicketTypeForm {
-    #[field(default = String::new())]
-    csrf: String,
-    #[field(default = String::new())]
-    name: String,
-    #[field(default = String::new())]
-    description: String,
-    #[field(default = String::new())]
-    price: String,
-    #[field(default = String::from("EUR"))]
-    currency: String,
-    #[field(default = String::new())]
-    capacity: String,
-    #[field(default = String::from("10"))]
-    max_per_booking: String,
-    #[field(default = String::new())]
-    opens: String,
-    #[field(default = String::new())]
-    closes: String,
-}
-
-fn check_type(
-    f: &TicketTypeForm,
-    tz: chrono_tz::Tz,
-) -> Result<NewTicketType, HashMap<&'static str, String>> {
-    let mut errors = HashMap::new();
-    let name = f.name.trim();
-    if name.is_empty() || name.chars().count() > 120 {
-        errors.insert(
-            "name",
-            "Enter a name of at most 120 characters.".to_string(),
-        );
-    }
-    let currency = f.currency.trim().to_uppercase();
-    if !crate::money::is_currency_code(&currency) {
-        errors.insert(
-            "currency",
-            "Enter a three-letter ISO currency code such as EUR.".to_string(),
-        );
-    }
-    let price = crate::routes::admin::parse_amount(&f.price, &currency);
-    if price.is_none() {
-        errors.insert(
-            "price",
-            format!(
-                "Enter the price like 25.00 (0 for free; {} decimals for {currency}).",
-                crate::money::minor_digits(&currency)
-            ),
-        );
-    }
-    let capacity = f
-        .capacity
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (0..=1_000_000).contains(c));
-    if capacity.is_none() {
-        errors.insert(
-            "capacity",
-            "Enter a whole number from 0 to 1,000,000.".to_string(),
-        );
-    }
-    let max = f
-        .max_per_booking
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (1..=100).contains(c));
-    if max.is_none() {
-        errors.insert(
-            "max_per_booking",
-            "Enter a whole number from 1 to 100.".to_string(),
-        );
-    }
-    let window = |text: &str, key: &'static str, errors: &mut HashMap<&'static str, String>| {
-        if text.trim().is_empty() {
-            return None;
-        }
-        let at = parse_local(text, tz);
-        if at.is_none() {
-            errors.insert(key, "Enter a date and time, or leave it empty.".to_string());
-        }
-        at
-    };
-    let opens = window(&f.opens, "opens", &mut errors);
-    let closes = window(&f.closes, "closes", &mut errors);
-    if let (Some(o), Some(c)) = (opens, closes) {
-        if c <= o {
-            errors.insert("closes", "Sales must close after they open.".to_string());
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(NewTicketType {
-        event_id: 0,
-        name: name.to_string(),
-        description: f.description.trim().chars().take(500).collect(),
-        price_minor: price.unwrap(),
-        currency,
-        capacity: capacity.unwrap(),
-        sales_open_at: opens,
-        sales_close_at: closes,
-        max_per_booking: max.unwrap(),
-        position: 0,
-    })
-}
-
-fn type_json(t: &TicketType) -> Value {
-    json!({ "id": t.id, "name": t.name, "description": t.description, "price_minor": t.price_minor, "currency": t.currency, "capacity": t.capacity, "max_per_booking": t.max_per_booking, "sales_open_at": t.sales_open_at, "sales_close_at": t.sales_close_at })
-}
-
-#[post("/events/<id>/ticket-types", data = "<form>")]
-async fn create_ticket_type(
-    db: &State<Db>,
-    admin: Admin,
-    caches: PublicCaches<'_>,
-    id: i64,
-    form: Form<TicketTypeForm>,
-) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
-    let (event, types) = event_page_ctx(db, id).await?;
-    let mut new = match check_type(&f, event.tz()) {
-        Ok(n) => n,
-        Err(errors) => {
-            return Ok(Page::Status((
-                Status::UnprocessableEntity,
-                page(
-                    "admin/event_form",
-                    &staff,
-                    edit_ctx(
-                        &event,
-                        &types,
-                        form_from(&event),
-                        json!({}),
-                        json!({ "errors": { "new": errors }, "values": { "new": f } }),
-                    ),
-                ),
-            )))
-        }
-    };
-    new.event_id = id;
-    new.position = types.len() as i32;
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let t = TicketType::insert(conn, &new)?;
-            auth::audit(
-                conn,
-                &staff,
-                "ticket_type.create",
-                "ticket_type",
-                Some(t.id),
-                None,
-                Some(type_json(&t)),
-            )
-        })?;
-        Ok(())
-    })
-    .await?;
-    caches.invalidate();
-    Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
-}
-
-#[post("/ticket-types/<id>", data = "<form>")]
-async fn update_ticket_type(
-    db: &State<Db>,
-    admin: Admin,
-    caches: PublicCaches<'_>,
-    id: i64,
-    form: Form<TicketTypeForm>,
-) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
-    let event_id: i64 = db
-        .run(move |conn| {
-            Ok(ticket_types::table
-                .find(id)
-                .select(ticket_types::event_id)
-                .first(conn)?)
-        })
-        .await?;
-    let (event, types) = event_page_ctx(db, event_id).await?;
-    // What was typed comes back with the messages, not the stored values.
-    let submitted = json!(&f);
-    let show_error = |errors: Value| {
-        Page::Status((
-            Status::UnprocessableEntity,
-            page(
-                "admin/event_form",
-                &staff,
-                edit_ctx(
-                    &event,
-                    &types,
-                    form_from(&event),
-                    json!({}),
-                    json!({ "errors": { id.to_string(): errors }, "values": { id.to_string(): submitted.clone() } }),
-                ),
-            ),
-        ))
-    };
-    let new = match check_type(&f, event.tz()) {
-        Ok(n) => n,
-        Err(errors) => return Ok(show_error(json!(errors))),
-    };
-    let s2 = staff.clone();
-    let result = db
-        .run(move |conn| {
-            conn.transaction(|conn| {
-                // Same lock order as a hold: the event row, then the ticket type.
-                events::table
-                    .find(event_id)
-                    .for_update()
-                    .select(events::id)
-                    .first::<i64>(conn)?;
-                let before: TicketType = ticket_types::table
-                    .find(id)
-                    .for_update()
-                    .select(TicketType::as_select())
-                    .first(conn)?;
-                if new.capacity < before.seats_taken {
-                    return Ok(Err(format!(
-                        "{} seats of this type are already taken; the capacity cannot be lower.",
-                        before.seats_taken
-                    )));
-                }
-                if new.currency != before.currency && before.seats_taken > 0 {
-                    return Ok(Err(
-                        "The currency cannot change once seats are taken.".to_string()
-                    ));
-                }
-                diesel::update(ticket_types::table.find(id))
-                    .set((
-                        ticket_types::name.eq(&new.name),
-                        ticket_types::description.eq(&new.description),
-                        ticket_types::price_minor.eq(new.price_minor),
-                        ticket_types::currency.eq(&new.currency),
-                        ticket_types::capacity.eq(new.capacity),
-                        ticket_types::max_per_booking.eq(new.max_per_booking),
-                        ticket_types::sales_open_at.eq(new.sales_open_at),
-                        ticket_types::sales_close_at.eq(new.sales_close_at),
-                        ticket_types::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)?;
-                let after: TicketType = ticket_types::table
-                    .find(id)
-                    .select(TicketType::as_select())
-                    .first(conn)?;
-                auth::audit(
-                    conn,
-                    &s2,
-                    "ticket_type.update",
-                    "ticket_type",
-                    Some(id),
-                    Some(type_json(&before)),
-                    Some(type_json(&after)),
-                )?;
-                Ok::<_, diesel::result::Error>(Ok(()))
-            })
-            .map_err(AppError::from)
-        })
-        .await?;
-    match result {
-        Ok(()) => {
-            caches.invalidate();
-            Ok(Page::Redirect(Redirect::to(format!(
-                "/admin/events/{event_id}"
-            ))))
-        }
-        Err(msg) => Ok(show_error(json!({ "capacity": msg }))),
-    }
-}
-
-// ---------------------------------------------------------------- users
-
-/// Every staff account, for the users page.
-async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
-    let list: Vec<User> = db
-        .run(|conn| {
-            Ok(users::table
-                .order(users::email)
-                .select(User::as_select())
-                .load(conn)?)
-        })
-        .await?;
-    Ok(list
-        .iter()
-        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active }))
-        .collect())
-}
-
-#[get("/users")]
-async fn users_page(db: &State<Db>, admin: Admin) -> AppResult<Template> {
-    let rows = user_rows(db).await?;
-    Ok(page(
-        "admin/users",
-        &admin.0,
-        json!({ "title": "Users", "users": rows, "errors": {}, "created": null, "form": { "email": "", "name": "", "role": "staff" } }),
-    ))
-}
-
-#[derive(FromForm, serde::Serialize)]
-pub struct UserForm {
-    #[field(default = String::new())]
-    csrf: String,
-    #[field(default = String::new())]
-    email: String,
-    #[field(default = String::new())]
-    name: String,
-    #[field(default = String::from("staff"))]
-    role: String,
-}
-
-#[post("/users", data = "<form>")]
-async fn create_user(db: &State<Db>, admin: Admin, form: Form<UserForm>) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
-    let mut errors: HashMap<&str, String> = HashMap::new();
-    let email = ticketing_core::validate::email(&f.email)
-        .map_err(|e| errors.insert("email", e))
-        .ok();
-    let name = ticketing_core::validate::name(&f.name)
-        .map_err(|e| errors.insert("name", e))
-        .ok();
-    if !["admin", "staff"].contains(&f.role.as_str()) {
-        errors.insert("role", "Choose admin or staff.".into());
-    }
-    let password = crate::passwords::generate();
-    let mut created = None;
-    if errors.is_empty() {
-        let (email, name, role, hash, s2) = (
-            email.unwrap(),
-            name.unwrap(),
-            f.role.clone(),
-            crate::passwords::hash(&password),
-            staff.clone(),
-        );
-        let done = db
-            .run(move |conn| {
-                if User::find_by_email(conn, &email)?.is_some() {
-                    return Ok(false);
-                }
-                conn.transaction(|conn| {
-                    let u = User::insert(
-                        conn,
-                        &NewUser {
-                            email,
-                            name,
-                            password_hash: hash,
-                            role,
-                        },
-                    )?;
-                    auth::audit(
-                        conn,
-                        &s2,
-                        "user.create",
-                        "user",
-                        Some(u.id),
-                        None,
-                        Some(json!({ "email": u.email, "role": u.role })),
-                    )
-                })?;
-                Ok(true)
-            })
-            .await?;
-        if done {
-            created = Some(json!({ "email": f.email.trim(), "password": password }));
-        } else {
-            errors.insert("email", "An account with this email exists.".into());
-        }
-    }
-    let rows = user_rows(db).await?;
-    let status = if errors.is_empty() {
-        Status::Ok
-    } else {
-        Status::UnprocessableEntity
-    };
-    Ok(Page::Status((
-        status,
-        page(
-            "admin/users",
-            &staff,
-            json!({ "title": "Users", "users": rows, "errors": errors, "created": created, "form": f }),
-        ),
-    )))
-}
-
-#[post("/users/<id>/deactivate", data = "<form>")]
-async fn deactivate_user(
-    db: &State<Db>,
-    admin: Admin,
-    id: i64,
-    form: Form<CsrfForm>,
-) -> AppResult<Redirect> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    if id == staff.user.id {
-        return Err(AppError::bad_request(
-            "You cannot deactivate your own account.",
-        ));
-    }
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            diesel::update(users::table.find(id))
-                .set(users::active.eq(false))
-                .execute(conn)?;
-            diesel::update(
-                admin_sessions::table
-                    .filter(admin_sessions::user_id.eq(id))
-                    .filter(admin_sessions::revoked_at.is_null()),
-            )
-            .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
-            .execute(conn)?;
-            auth::audit(
-                conn,
-                &staff,
-                "user.deactivate",
-                "user",
-                Some(id),
-                Some(json!({ "active": true })),
-                Some(json!({ "active": false })),
-            )
-        })?;
-        Ok(())
-    })
-    .await?;
-    Ok(Redirect::to("/admin/users"))
-}
-
-#[get("/password")]
-fn password_page(staff: Staff) -> Template {
-    page(
-        "admin/password",
-        &staff,
-        json!({ "title": "Change password", "errors": {}, "done": false }),
-    )
-}
-
-#[derive(FromForm)]
-pub struct PasswordForm {
-    #[field(default = String::new())]
-    csrf: String,
-    #[field(default = String::new())]
-    current: String,
-    #[field(default = String::new())]
-    new: String,
-}
-
-#[post("/password", data = "<form>")]
-async fn change_password(
-    db: &State<Db>,
-    staff: Staff,
-    form: Form<PasswordForm>,
-) -> AppResult<Page> {
-    staff.check_csrf(&form.csrf)?;
-    let mut errors: HashMap<&str, String> = HashMap::new();
-    if auth::authenticate(db, &staff.user.email, &form.current)
-        .await?
-        .is_none()
-    {
-        errors.insert("current", "That is not your current password.".into());
-    }
-    if form.new.chars().count() < 12 || form.new.chars().count() > 200 {
-        errors.insert("new", "Use 12 to 200 characters.".into());
-    }
-    if !errors.is_empty() {
-        return Ok(Page::Status((
-            Status::UnprocessableEntity,
-            page(
-                "admin/password",
-                &staff,
-                json!({ "title": "Change password", "errors": errors, "done": false }),
-            ),
-        )));
-    }
-    let (hash, s2, session) = (
-        crate::passwords::hash(&form.new),
-        staff.clone(),
-        staff.session_id,
-    );
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            diesel::update(users::table.find(s2.user.id))
-                .set((
-                    users::password_hash.eq(hash),
-                    users::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
-            // Other sessions of this account end; this one goes on.
-            diesel::update(
-                admin_sessions::table
-                    .filter(admin_sessions::user_id.eq(s2.user.id))
-                    .filter(admin_sessions::id.ne(session))
-                    .filter(admin_sessions::revoked_at.is_null()),
-            )
-            .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
-            .execute(conn)?;
-            auth::audit(
-                conn,
-                &s2,
-                "user.password",
-                "user",
-                Some(s2.user.id),
-                None,
-                None,
-            )
-        })?;
-        Ok(())
-    })
-    .await?;
-    Ok(Page::Template(page(
-        "admin/password",
-        &staff,
-        json!({ "title": "Change password", "errors": {}, "done": true }),
-    )))
 }
