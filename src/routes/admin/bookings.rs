@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
@@ -13,7 +13,7 @@ use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, Admin, Staff};
+use crate::auth::{self, AdminForm, Staff, StaffForm};
 use crate::bookings::lifecycle::transition;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -193,15 +193,15 @@ pub struct ReasonForm {
     reason: String,
 }
 
+csrf_form!(ReasonForm);
+
 #[post("/bookings/<id>/cancel", data = "<form>")]
 pub(super) async fn cancel_booking(
     db: &State<Db>,
     id: i64,
-    admin: Admin,
-    form: Form<ReasonForm>,
+    form: AdminForm<ReasonForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
+    let AdminForm { staff, form } = form;
     if !form.confirm {
         return detail_with_errors(
             db,
@@ -258,10 +258,9 @@ pub(super) async fn cancel_booking(
 pub(super) async fn resend_mail(
     db: &State<Db>,
     id: i64,
-    staff: Staff,
-    form: Form<CsrfOnly>,
+    form: StaffForm<CsrfOnly>,
 ) -> AppResult<Redirect> {
-    staff.check_csrf(&form.csrf)?;
+    let StaffForm { staff, .. } = form;
     let booking_id = db
         .run(move |conn| {
             conn.transaction(|conn| {

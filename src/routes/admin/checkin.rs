@@ -3,13 +3,13 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::{get, post, State};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use super::page;
-use crate::auth::{self, Staff};
+use crate::auth::{self, Staff, StaffForm};
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::models::{Attendee, Booking, BookingState, Event};
@@ -48,13 +48,11 @@ pub struct CheckinForm {
     code: String,
 }
 
+csrf_form!(CheckinForm);
+
 #[post("/checkin", data = "<form>")]
-pub(super) async fn checkin(
-    db: &State<Db>,
-    staff: Staff,
-    form: Form<CheckinForm>,
-) -> AppResult<Template> {
-    staff.check_csrf(&form.csrf)?;
+pub(super) async fn checkin(db: &State<Db>, form: StaffForm<CheckinForm>) -> AppResult<Template> {
+    let StaffForm { staff, form } = form;
     let code = crate::tokens::normalize_code(&form.code);
     let event_id = form.event;
     let s2 = staff.clone();

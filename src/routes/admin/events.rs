@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use diesel::prelude::*;
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, State};
@@ -15,7 +15,7 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, Admin};
+use crate::auth::{self, Admin, AdminForm};
 use crate::cache::PublicCaches;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -52,6 +52,8 @@ pub struct EventForm {
     #[field(default = String::new())]
     waiver_text: String,
 }
+
+csrf_form!(EventForm);
 
 /// Local "YYYY-MM-DDTHH:MM" in `tz` to UTC.
 pub(super) fn parse_local(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
@@ -214,12 +216,9 @@ pub(super) fn new_event(admin: Admin) -> Template {
 pub(super) async fn create_event(
     db: &State<Db>,
     caches: PublicCaches<'_>,
-    admin: Admin,
-    form: Form<EventForm>,
+    form: AdminForm<EventForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let AdminForm { staff, form: f } = form;
     let new = match check_event(&f) {
         Ok(n) => n,
         Err(errors) => {
@@ -323,12 +322,9 @@ pub(super) async fn update_event(
     db: &State<Db>,
     caches: PublicCaches<'_>,
     id: i64,
-    admin: Admin,
-    form: Form<EventForm>,
+    form: AdminForm<EventForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let AdminForm { staff, form: f } = form;
     let (before, types) = event_page_ctx(db, id).await?;
     let new = match check_event(&f) {
         Ok(n) => n,
@@ -442,11 +438,9 @@ pub(super) async fn event_action(
     caches: PublicCaches<'_>,
     id: i64,
     action: &str,
-    admin: Admin,
-    form: Form<CsrfOnly>,
+    form: AdminForm<CsrfOnly>,
 ) -> AppResult<Redirect> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
+    let AdminForm { staff, .. } = form;
     if !["publish", "unpublish", "rotate", "duplicate"].contains(&action) {
         return Err(AppError::not_found());
     }

@@ -5,16 +5,32 @@
 //! CSRF-only form and the amount parser.
 //!
 //! Every route takes a `Staff` or `Admin` guard (the route-table test checks that none is
-//! missing); every state-changing form carries the session's CSRF token; every change writes
-//! an audit entry in its own transaction.
+//! missing). Every state-changing form carries the session's CSRF token and arrives through
+//! the data guard [`StaffForm`](crate::auth::StaffForm) or
+//! [`AdminForm`](crate::auth::AdminForm), which runs that guard and checks the token before
+//! the handler starts; a wrong token gets 403 with its own message (the 403 catcher below).
+//! Every change writes an audit entry in its own transaction.
 
 use rocket::form::FromForm;
+use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{catch, catchers, routes, Catcher, Request, Route};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use crate::auth::Staff;
+use crate::auth::{self, Staff};
+use crate::error::{default_message, AppError};
+
+/// Implements [`auth::CsrfForm`] for form structs whose token is their `csrf` field.
+macro_rules! csrf_form {
+    ($($form:ty),+ $(,)?) => {
+        $(impl crate::auth::CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
 
 mod audit;
 mod bookings;
@@ -64,15 +80,23 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Anonymous visitors of admin pages go to the login page.
+/// Anonymous visitors of admin pages go to the login page; a refused form says why.
 pub fn catchers() -> Vec<Catcher> {
-    catchers![unauthorized]
+    catchers![unauthorized, forbidden]
 }
 
 #[catch(401)]
 fn unauthorized(req: &Request<'_>) -> Redirect {
     let next = req.uri().path().to_string();
     Redirect::to(format!("/admin/login?next={}", urlencode(&next)))
+}
+
+/// The 403 page: the message a guard left for this request (a form's CSRF token was wrong),
+/// else the same page the app's default catcher shows.
+#[catch(403)]
+fn forbidden(req: &Request<'_>) -> AppError {
+    let message = auth::refusal(req).unwrap_or(default_message(Status::Forbidden));
+    AppError::new(Status::Forbidden, message)
 }
 
 fn urlencode(s: &str) -> String {
@@ -101,6 +125,8 @@ pub struct CsrfOnly {
     #[field(default = String::new())]
     csrf: String,
 }
+
+csrf_form!(CsrfOnly);
 
 /// Parses "12.50" in `currency` into minor units.
 pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {

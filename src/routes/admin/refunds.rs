@@ -2,14 +2,14 @@
 //! from the form on the booking page. The form carries a one-time token so a resubmitted
 //! form cannot refund twice; the audit entry is written with the refund request.
 
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::response::{Flash, Redirect};
 use rocket::{post, State};
 use serde_json::json;
 
 use super::bookings::detail_with_errors;
 use super::parse_amount;
-use crate::auth::{self, Admin};
+use crate::auth::{self, AdminForm};
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::models::Booking;
@@ -33,16 +33,16 @@ pub struct RefundForm {
     refund_token: String,
 }
 
+csrf_form!(RefundForm);
+
 #[post("/bookings/<id>/refund", data = "<form>")]
 pub(super) async fn refund_booking(
     db: &State<Db>,
     paypal: &State<PayPal>,
     id: i64,
-    admin: Admin,
-    form: Form<RefundForm>,
+    form: AdminForm<RefundForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
+    let AdminForm { staff, form } = form;
     let booking = db.run(move |conn| Ok(Booking::find(conn, id)?)).await?;
     let amount = if form.amount.trim().is_empty() {
         None

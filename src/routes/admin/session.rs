@@ -13,7 +13,7 @@ use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, LoginLimits, Staff, SESSION_COOKIE};
+use crate::auth::{self, LoginLimits, Staff, StaffForm, SESSION_COOKIE};
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::net::ClientIp;
@@ -110,10 +110,9 @@ pub(super) async fn login(
 pub(super) async fn logout(
     db: &State<Db>,
     cookies: &CookieJar<'_>,
-    staff: Staff,
-    form: Form<CsrfOnly>,
+    form: StaffForm<CsrfOnly>,
 ) -> AppResult<Redirect> {
-    staff.check_csrf(&form.csrf)?;
+    let StaffForm { staff, .. } = form;
     auth::revoke(db, staff.session_id).await?;
     cookies.remove_private(rocket::http::Cookie::build(SESSION_COOKIE).path("/admin"));
     Ok(Redirect::to("/admin/login"))
@@ -138,13 +137,14 @@ pub struct PasswordForm {
     new: String,
 }
 
+csrf_form!(PasswordForm);
+
 #[post("/password", data = "<form>")]
 pub(super) async fn change_password(
     db: &State<Db>,
-    staff: Staff,
-    form: Form<PasswordForm>,
+    form: StaffForm<PasswordForm>,
 ) -> AppResult<Page> {
-    staff.check_csrf(&form.csrf)?;
+    let StaffForm { staff, form } = form;
     let mut errors: HashMap<&str, String> = HashMap::new();
     if auth::authenticate(db, &staff.user.email, &form.current)
         .await?

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{post, State};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::events::{edit_ctx, event_page_ctx, form_from, parse_local};
 use super::{page, parse_amount};
-use crate::auth::{self, Admin};
+use crate::auth::{self, AdminForm};
 use crate::cache::PublicCaches;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -43,6 +43,8 @@ pub struct TicketTypeForm {
     #[field(default = String::new())]
     closes: String,
 }
+
+csrf_form!(TicketTypeForm);
 
 fn check_type(
     f: &TicketTypeForm,
@@ -140,12 +142,9 @@ pub(super) async fn create_ticket_type(
     db: &State<Db>,
     caches: PublicCaches<'_>,
     id: i64,
-    admin: Admin,
-    form: Form<TicketTypeForm>,
+    form: AdminForm<TicketTypeForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let AdminForm { staff, form: f } = form;
     let (event, types) = event_page_ctx(db, id).await?;
     let mut new = match check_type(&f, event.tz()) {
         Ok(n) => n,
@@ -193,12 +192,9 @@ pub(super) async fn update_ticket_type(
     db: &State<Db>,
     caches: PublicCaches<'_>,
     id: i64,
-    admin: Admin,
-    form: Form<TicketTypeForm>,
+    form: AdminForm<TicketTypeForm>,
 ) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+    let AdminForm { staff, form: f } = form;
     let event_id: i64 = db
         .run(move |conn| {
             Ok(ticket_types::table

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, State};
@@ -12,7 +12,7 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, Admin};
+use crate::auth::{self, Admin, AdminForm};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{NewUser, User};
@@ -57,15 +57,11 @@ pub struct UserForm {
     role: String,
 }
 
+csrf_form!(UserForm);
+
 #[post("/users", data = "<form>")]
-pub(super) async fn create_user(
-    db: &State<Db>,
-    admin: Admin,
-    form: Form<UserForm>,
-) -> AppResult<Page> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
-    let f = form.into_inner();
+pub(super) async fn create_user(db: &State<Db>, form: AdminForm<UserForm>) -> AppResult<Page> {
+    let AdminForm { staff, form: f } = form;
     let mut errors: HashMap<&str, String> = HashMap::new();
     let email = ticketing_core::validate::email(&f.email)
         .map_err(|e| errors.insert("email", e))
@@ -140,11 +136,9 @@ pub(super) async fn create_user(
 pub(super) async fn deactivate_user(
     db: &State<Db>,
     id: i64,
-    admin: Admin,
-    form: Form<CsrfOnly>,
+    form: AdminForm<CsrfOnly>,
 ) -> AppResult<Redirect> {
-    let staff = admin.0;
-    staff.check_csrf(&form.csrf)?;
+    let AdminForm { staff, .. } = form;
     if id == staff.user.id {
         return Err(AppError::bad_request(
             "You cannot deactivate your own account.",
