@@ -2,7 +2,9 @@
 //! unknown emails are checked against a dummy hash so timing does not reveal which exist),
 //! server-side sessions referenced by a private cookie (HttpOnly, SameSite=Lax, Secure outside
 //! local) with idle and absolute timeouts and instant revocation, per-account and per-IP
-//! login rate limits, CSRF tokens, request guards for the two roles, and the audit log.
+//! login rate limits, CSRF tokens, request guards for the two roles, the data guards for a
+//! signed-in staff member's state-changing form ([`StaffForm`], [`AdminForm`]), and the audit
+//! log.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -11,6 +13,8 @@ use std::sync::OnceLock;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rocket::data::{self, Data, FromData};
+use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use serde_json::Value;
@@ -46,18 +50,6 @@ impl Staff {
 
     pub fn is_admin(&self) -> bool {
         self.user.role == "admin"
-    }
-
-    /// Refuses a state-changing form whose CSRF token is missing or wrong (403).
-    pub fn check_csrf(&self, token: &str) -> Result<(), crate::error::AppError> {
-        if same_secret(&self.csrf, token) {
-            Ok(())
-        } else {
-            Err(crate::error::AppError::new(
-                Status::Forbidden,
-                "This form has expired or did not come from this site. Please reload the page and try again.",
-            ))
-        }
     }
 }
 
@@ -159,6 +151,108 @@ impl<'r> FromRequest<'r> for Admin {
             Outcome::Error(e) => Outcome::Error(e),
             Outcome::Forward(f) => Outcome::Forward(f),
         }
+    }
+}
+
+/// A state-changing form of the admin area: it carries the session's CSRF token in its
+/// hidden `csrf` field.
+pub trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// What a staff member sees when a form's CSRF token is missing or wrong.
+pub const CSRF_REFUSED: &str =
+    "This form has expired or did not come from this site. Please reload the page and try again.";
+
+/// The message for a request a guard refused with 403. Rocket 0.5 catchers see the status
+/// but not the guard's error value, so the guard leaves the message in the request's local
+/// cache and the admin area's 403 catcher renders it (see [`refusal`]).
+#[derive(Default)]
+struct Refusal(Option<&'static str>);
+
+/// The message a guard left for this request's 403 page, if any.
+pub fn refusal(req: &Request<'_>) -> Option<&'static str> {
+    req.local_cache(Refusal::default).0
+}
+
+/// Why [`StaffForm`] or [`AdminForm`] refused a request (the outcome's status says how).
+#[derive(Debug)]
+pub enum FormRefused<'r> {
+    /// Not signed in (401, which the admin catcher turns into the login redirect), or not
+    /// an admin on an admin-only form (403).
+    Session,
+    /// The body is not this form (Rocket's form errors, with their status).
+    Form(rocket::form::Errors<'r>),
+    /// The CSRF token is missing or wrong (403, with [`CSRF_REFUSED`]).
+    Csrf,
+}
+
+/// A signed-in staff member's form, its CSRF token checked: the whole preamble of a
+/// state-changing admin handler. As a data guard it runs the [`Staff`] guard, then parses
+/// the body as `Form<T>`, then compares the token with the session's.
+pub struct StaffForm<T> {
+    pub staff: Staff,
+    pub form: T,
+}
+
+/// [`StaffForm`] for admin-only forms: runs the [`Admin`] guard instead (a staff member
+/// without the admin role gets 403 before the body is read).
+pub struct AdminForm<T> {
+    pub staff: Staff,
+    pub form: T,
+}
+
+/// The shared body of both form guards, after the session guard gave `who`.
+async fn checked_form<'r, T>(
+    req: &'r Request<'_>,
+    data: Data<'r>,
+    who: Outcome<Staff, ()>,
+) -> data::Outcome<'r, (Staff, T), FormRefused<'r>>
+where
+    T: FromForm<'r> + CsrfForm + Send,
+{
+    let staff = match who {
+        Outcome::Success(staff) => staff,
+        Outcome::Error((status, ())) => {
+            return data::Outcome::Error((status, FormRefused::Session))
+        }
+        Outcome::Forward(status) => return data::Outcome::Forward((data, status)),
+    };
+    let form = match Form::<T>::from_data(req, data).await {
+        data::Outcome::Success(form) => form.into_inner(),
+        data::Outcome::Error((status, e)) => {
+            return data::Outcome::Error((status, FormRefused::Form(e)))
+        }
+        data::Outcome::Forward(f) => return data::Outcome::Forward(f),
+    };
+    if !same_secret(&staff.csrf, form.csrf()) {
+        req.local_cache(|| Refusal(Some(CSRF_REFUSED)));
+        return data::Outcome::Error((Status::Forbidden, FormRefused::Csrf));
+    }
+    data::Outcome::Success((staff, form))
+}
+
+#[rocket::async_trait]
+impl<'r, T: FromForm<'r> + CsrfForm + Send> FromData<'r> for StaffForm<T> {
+    type Error = FormRefused<'r>;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let who = Staff::from_request(req).await;
+        checked_form(req, data, who)
+            .await
+            .map(|(staff, form)| StaffForm { staff, form })
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, T: FromForm<'r> + CsrfForm + Send> FromData<'r> for AdminForm<T> {
+    type Error = FormRefused<'r>;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let who = Admin::from_request(req).await.map(|admin| admin.0);
+        checked_form(req, data, who)
+            .await
+            .map(|(staff, form)| AdminForm { staff, form })
     }
 }
 

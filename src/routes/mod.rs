@@ -4,7 +4,6 @@
 use rocket::{Build, Rocket};
 
 pub mod admin;
-pub mod admin_events;
 pub mod checkout;
 pub mod ops;
 pub mod payments;
@@ -22,7 +21,6 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/payments/paypal", payments::routes())
         .mount("/waivers", waivers::routes())
         .mount("/admin", admin::routes())
-        .mount("/admin", admin_events::routes())
         .register("/admin", admin::catchers())
         .mount("/", ops::routes())
 }

@@ -10,6 +10,7 @@ use rocket_dyn_templates::Template;
 use crate::bookings::availability::{self, Availability};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::models::event::EventLookup;
 use crate::models::Event;
 use crate::routes::public::{availability_stream, render_event, TicketForm};
 use crate::tokens::looks_like_token;
@@ -34,7 +35,8 @@ async fn private_event(
     let now = Utc::now();
     let view = db
         .run(move |conn| {
-            let (event, types) = Event::find_private_with_types(conn, &lookup)?;
+            let (event, types) =
+                Event::with_ticket_types(conn, EventLookup::PrivateToken(&lookup))?;
             Ok(EventView::new(&event, &types, now))
         })
         .await?;
@@ -55,7 +57,7 @@ async fn private_availability(
     let lookup = token.to_string();
     let snapshot = db
         .run(move |conn| {
-            let (event, _) = Event::find_private_with_types(conn, &lookup)?;
+            let (event, _) = Event::with_ticket_types(conn, EventLookup::PrivateToken(&lookup))?;
             availability::load(conn, &[event.id])?
                 .pop()
                 .ok_or_else(AppError::not_found)

@@ -19,6 +19,7 @@ use crate::bookings::availability::{self, Availability, Snapshot};
 use crate::cache::{EventCache, ListingCache};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::models::event::EventLookup;
 use crate::models::{Event, TicketType};
 use crate::views::{EventCard, EventView};
 use crate::AppInfo;
@@ -109,7 +110,8 @@ async fn event_page(
             let lookup = key.clone();
             let view = db
                 .run(move |conn| {
-                    let (event, types) = Event::find_public_with_types(conn, &lookup)?;
+                    let (event, types) =
+                        Event::with_ticket_types(conn, EventLookup::PublicSlug(&lookup))?;
                     serde_json::to_value(EventView::new(&event, &types, Utc::now()))
                         .map_err(AppError::internal)
                 })

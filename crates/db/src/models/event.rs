@@ -73,6 +73,18 @@ pub struct NewEvent {
     pub waiver_text: String,
 }
 
+/// Which event [`Event::with_ticket_types`] loads, and who may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventLookup<'a> {
+    /// Any event, whatever its visibility (staff pages, and a hold, which checks the
+    /// visibility itself).
+    Id(i64),
+    /// A public event by its slug.
+    PublicSlug(&'a str),
+    /// A private event by its secret token.
+    PrivateToken(&'a str),
+}
+
 impl Event {
     pub fn visibility(&self) -> Visibility {
         Visibility::parse(&self.visibility).unwrap_or(Visibility::Draft)
@@ -124,46 +136,26 @@ impl Event {
             .first(conn)
     }
 
-    /// Any event (whatever its visibility) and its ticket types in one round trip.
-    pub fn find_with_types(
+    /// An event and its ticket types (by position, then id) in one round trip: the one
+    /// query behind the event pages, the checkout and the admin event page. `lookup` says
+    /// which event and who may see it; a draft, a wrong slug or a wrong token is `NotFound`.
+    /// A private event's token column is unique and indexed, so a right and a wrong token
+    /// cost the same single index probe.
+    pub fn with_ticket_types(
         conn: &mut PgConnection,
-        id: i64,
+        lookup: EventLookup<'_>,
     ) -> QueryResult<(Event, Vec<TicketType>)> {
-        let rows = events::table
-            .left_join(ticket_types::table)
-            .filter(events::id.eq(id))
-            .order((ticket_types::position.asc(), ticket_types::id.asc()))
-            .select((Event::as_select(), Option::<TicketType>::as_select()))
-            .load::<(Event, Option<TicketType>)>(conn)?;
-        with_types(rows)
-    }
-
-    /// A public event and its ticket types in one round trip.
-    pub fn find_public_with_types(
-        conn: &mut PgConnection,
-        slug: &str,
-    ) -> QueryResult<(Event, Vec<TicketType>)> {
-        let rows = events::table
-            .left_join(ticket_types::table)
-            .filter(events::slug.eq(slug))
-            .filter(events::visibility.eq(Visibility::Public.as_str()))
-            .order((ticket_types::position.asc(), ticket_types::id.asc()))
-            .select((Event::as_select(), Option::<TicketType>::as_select()))
-            .load::<(Event, Option<TicketType>)>(conn)?;
-        with_types(rows)
-    }
-
-    /// A private event (by its secret token) and its ticket types in one round trip. The
-    /// token column is unique and indexed, so a right and a wrong token cost the same single
-    /// index probe.
-    pub fn find_private_with_types(
-        conn: &mut PgConnection,
-        token: &str,
-    ) -> QueryResult<(Event, Vec<TicketType>)> {
-        let rows = events::table
-            .left_join(ticket_types::table)
-            .filter(events::private_token.eq(token))
-            .filter(events::visibility.eq(Visibility::Private.as_str()))
+        let query = events::table.left_join(ticket_types::table).into_boxed();
+        let query = match lookup {
+            EventLookup::Id(id) => query.filter(events::id.eq(id)),
+            EventLookup::PublicSlug(slug) => query
+                .filter(events::slug.eq(slug))
+                .filter(events::visibility.eq(Visibility::Public.as_str())),
+            EventLookup::PrivateToken(token) => query
+                .filter(events::private_token.eq(token))
+                .filter(events::visibility.eq(Visibility::Private.as_str())),
+        };
+        let rows = query
             .order((ticket_types::position.asc(), ticket_types::id.asc()))
             .select((Event::as_select(), Option::<TicketType>::as_select()))
             .load::<(Event, Option<TicketType>)>(conn)?;

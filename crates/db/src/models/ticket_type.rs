@@ -102,12 +102,4 @@ impl TicketType {
             .select(TicketType::as_select())
             .load(conn)
     }
-
-    pub fn for_event(conn: &mut PgConnection, event_id: i64) -> QueryResult<Vec<TicketType>> {
-        ticket_types::table
-            .filter(ticket_types::event_id.eq(event_id))
-            .order((ticket_types::position.asc(), ticket_types::id.asc()))
-            .select(TicketType::as_select())
-            .load(conn)
-    }
 }

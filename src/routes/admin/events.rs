@@ -1,0 +1,537 @@
+//! Events (admins only): create, edit, publish, unpublish, duplicate, rotate the private
+//! link, waiver text. Every form keeps its input and shows messages next to fields; every
+//! change is audited. The event's edit page also lists its ticket types (see
+//! `ticket_types`, which renders the same page with its own messages).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use diesel::prelude::*;
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{get, post, State};
+use rocket_dyn_templates::Template;
+use serde_json::{json, Value};
+
+use super::{page, CsrfOnly};
+use crate::auth::{self, Admin, AdminForm};
+use crate::cache::PublicCaches;
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::models::event::EventLookup;
+use crate::models::{Event, NewEvent, NewTicketType, TicketType, Visibility};
+use crate::routes::checkout::Page;
+use crate::schema::events;
+use crate::timefmt;
+
+#[derive(FromForm, Default, Clone, serde::Serialize)]
+pub struct EventForm {
+    #[field(default = String::new())]
+    csrf: String,
+    #[field(default = String::new())]
+    title: String,
+    #[field(default = String::new())]
+    slug: String,
+    #[field(default = String::new())]
+    description: String,
+    #[field(default = String::new())]
+    venue: String,
+    #[field(default = String::from("Europe/Berlin"))]
+    timezone: String,
+    #[field(default = String::new())]
+    starts_at: String,
+    #[field(default = String::new())]
+    ends_at: String,
+    #[field(default = String::from("100"))]
+    capacity: String,
+    #[field(default = String::from("draft"))]
+    visibility: String,
+    #[field(default = false)]
+    waiver_required: bool,
+    #[field(default = String::new())]
+    waiver_text: String,
+}
+
+csrf_form!(EventForm);
+
+/// Local "YYYY-MM-DDTHH:MM" in `tz` to UTC.
+pub(super) fn parse_local(text: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M").ok()?;
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub(super) fn to_local_input(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    at.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string()
+}
+
+/// Validates the form; the values to store, or messages by field.
+fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>> {
+    let mut errors = HashMap::new();
+    let title = f.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        errors.insert(
+            "title",
+            "Enter a title of at most 200 characters.".to_string(),
+        );
+    }
+    let slug = f.slug.trim().to_lowercase();
+    let slug_ok = !slug.is_empty()
+        && slug.len() <= 120
+        && slug.split('-').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if !slug_ok {
+        errors.insert(
+            "slug",
+            "Use lower-case letters, digits and single dashes, like spring-gala-2027.".to_string(),
+        );
+    }
+    let tz = timefmt::parse_tz(f.timezone.trim());
+    if tz.is_none() {
+        errors.insert(
+            "timezone",
+            "Enter an IANA time zone such as Europe/Berlin or America/New_York.".to_string(),
+        );
+    }
+    let tz = tz.unwrap_or(chrono_tz::UTC);
+    let starts = parse_local(&f.starts_at, tz);
+    let ends = parse_local(&f.ends_at, tz);
+    if starts.is_none() {
+        errors.insert("starts_at", "Enter the start date and time.".to_string());
+    }
+    if ends.is_none() {
+        errors.insert("ends_at", "Enter the end date and time.".to_string());
+    }
+    if let (Some(s), Some(e)) = (starts, ends) {
+        if e < s {
+            errors.insert("ends_at", "The end must come after the start.".to_string());
+        }
+    }
+    let capacity = f
+        .capacity
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|c| (0..=1_000_000).contains(c));
+    if capacity.is_none() {
+        errors.insert(
+            "capacity",
+            "Enter a whole number from 0 to 1,000,000.".to_string(),
+        );
+    }
+    let visibility = Visibility::parse(f.visibility.trim());
+    if visibility.is_none() {
+        errors.insert("visibility", "Choose draft, public or private.".to_string());
+    }
+    if f.waiver_required && f.waiver_text.trim().is_empty() {
+        errors.insert(
+            "waiver_text",
+            "Enter the waiver text attendees will sign.".to_string(),
+        );
+    }
+    if f.description.chars().count() > 20_000
+        || f.venue.chars().count() > 300
+        || f.waiver_text.chars().count() > 50_000
+    {
+        errors.insert("description", "That is too long.".to_string());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let visibility = visibility.unwrap();
+    Ok(NewEvent {
+        slug,
+        title: title.to_string(),
+        description: f.description.trim().to_string(),
+        venue: f.venue.trim().to_string(),
+        timezone: f.timezone.trim().to_string(),
+        starts_at: starts.unwrap(),
+        ends_at: ends.unwrap(),
+        capacity: capacity.unwrap(),
+        visibility: visibility.as_str().into(),
+        private_token: (visibility == Visibility::Private).then(crate::tokens::private_event_token),
+        waiver_required: f.waiver_required,
+        waiver_text: f.waiver_text.trim().to_string(),
+    })
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({ "id": e.id, "title": e.title, "slug": e.slug, "visibility": e.visibility, "capacity": e.capacity,
+            "seats_taken": e.seats_taken, "starts_at": e.starts_at.to_rfc3339(), "ends_at": e.ends_at.to_rfc3339(),
+            "timezone": e.timezone, "venue": e.venue, "waiver_required": e.waiver_required, "waiver_text": e.waiver_text })
+}
+
+pub(super) fn form_from(e: &Event) -> EventForm {
+    let tz = e.tz();
+    EventForm {
+        csrf: String::new(),
+        title: e.title.clone(),
+        slug: e.slug.clone(),
+        description: e.description.clone(),
+        venue: e.venue.clone(),
+        timezone: e.timezone.clone(),
+        starts_at: to_local_input(e.starts_at, tz),
+        ends_at: to_local_input(e.ends_at, tz),
+        capacity: e.capacity.to_string(),
+        visibility: e.visibility.clone(),
+        waiver_required: e.waiver_required,
+        waiver_text: e.waiver_text.clone(),
+    }
+}
+
+#[get("/events")]
+pub(super) async fn events_list(db: &State<Db>, admin: Admin) -> AppResult<Template> {
+    let list: Vec<Event> = db
+        .run(|conn| {
+            Ok(events::table
+                .order(events::starts_at.desc())
+                .select(Event::as_select())
+                .limit(500)
+                .load(conn)?)
+        })
+        .await?;
+    let rows: Vec<Value> = list.iter().map(|e| json!({ "id": e.id, "title": e.title, "visibility": e.visibility, "when": timefmt::local_datetime(e.starts_at, e.tz()), "taken": e.seats_taken, "capacity": e.capacity })).collect();
+    Ok(page(
+        "admin/events",
+        &admin.0,
+        json!({ "title": "Events", "events": rows }),
+    ))
+}
+
+#[get("/events/new")]
+pub(super) fn new_event(admin: Admin) -> Template {
+    page(
+        "admin/event_form",
+        &admin.0,
+        json!({ "title": "New event", "form": EventForm { timezone: "Europe/Berlin".into(), capacity: "100".into(), visibility: "draft".into(), ..<EventForm as Default>::default() }, "errors": {}, "event": null }),
+    )
+}
+
+#[post("/events", data = "<form>")]
+pub(super) async fn create_event(
+    db: &State<Db>,
+    caches: PublicCaches<'_>,
+    form: AdminForm<EventForm>,
+) -> AppResult<Page> {
+    let AdminForm { staff, form: f } = form;
+    let new = match check_event(&f) {
+        Ok(n) => n,
+        Err(errors) => {
+            return Ok(Page::Status((
+                Status::UnprocessableEntity,
+                page(
+                    "admin/event_form",
+                    &staff,
+                    json!({ "title": "New event", "form": f, "errors": errors, "event": null }),
+                ),
+            )))
+        }
+    };
+    let s2 = staff.clone();
+    let created = db
+        .run(move |conn| {
+            let r = conn.transaction(|conn| {
+                let e = Event::insert(conn, &new)?;
+                if e.waiver_required {
+                    crate::waivers::ensure_current_text(conn, &e)?;
+                }
+                auth::audit(
+                    conn,
+                    &s2,
+                    "event.create",
+                    "event",
+                    Some(e.id),
+                    None,
+                    Some(event_json(&e)),
+                )?;
+                Ok::<_, diesel::result::Error>(e)
+            });
+            match r {
+                Ok(e) => Ok(Ok(e)),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Ok(Err(())),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    match created {
+        Ok(e) => {
+            caches.invalidate();
+            Ok(Page::Redirect(Redirect::to(format!(
+                "/admin/events/{}",
+                e.id
+            ))))
+        }
+        Err(()) => Ok(Page::Status((
+            Status::UnprocessableEntity,
+            page(
+                "admin/event_form",
+                &staff,
+                json!({ "title": "New event", "form": f, "errors": { "slug": "Another event already uses this slug." }, "event": null }),
+            ),
+        ))),
+    }
+}
+
+/// The event of an edit page and its ticket types (any visibility).
+pub(super) async fn event_page_ctx(db: &Db, id: i64) -> AppResult<(Event, Vec<TicketType>)> {
+    db.run(move |conn| Ok(Event::with_ticket_types(conn, EventLookup::Id(id))?))
+        .await
+}
+
+fn types_json(types: &[TicketType], tz: chrono_tz::Tz) -> Vec<Value> {
+    types
+        .iter()
+        .map(|t| json!({ "id": t.id, "name": t.name, "description": t.description, "price": crate::money::Money::new(t.price_minor, &t.currency).decimal_string(), "currency": t.currency,
+                         "capacity": t.capacity, "taken": t.seats_taken, "max_per_booking": t.max_per_booking,
+                         "opens": t.sales_open_at.map(|a| to_local_input(a, tz)).unwrap_or_default(), "closes": t.sales_close_at.map(|a| to_local_input(a, tz)).unwrap_or_default() }))
+        .collect()
+}
+
+pub(super) fn edit_ctx(
+    e: &Event,
+    types: &[TicketType],
+    form: EventForm,
+    errors: Value,
+    tt: Value,
+) -> Value {
+    json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt,
+            "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")) },
+            "types": types_json(types, e.tz()) })
+}
+
+#[get("/events/<id>")]
+pub(super) async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResult<Template> {
+    let (e, types) = event_page_ctx(db, id).await?;
+    Ok(page(
+        "admin/event_form",
+        &admin.0,
+        edit_ctx(&e, &types, form_from(&e), json!({}), json!({})),
+    ))
+}
+
+#[post("/events/<id>", data = "<form>")]
+pub(super) async fn update_event(
+    db: &State<Db>,
+    caches: PublicCaches<'_>,
+    id: i64,
+    form: AdminForm<EventForm>,
+) -> AppResult<Page> {
+    let AdminForm { staff, form: f } = form;
+    let (before, types) = event_page_ctx(db, id).await?;
+    let new = match check_event(&f) {
+        Ok(n) => n,
+        Err(errors) => {
+            return Ok(Page::Status((
+                Status::UnprocessableEntity,
+                page(
+                    "admin/event_form",
+                    &staff,
+                    edit_ctx(&before, &types, f, json!(errors), json!({})),
+                ),
+            )))
+        }
+    };
+    let s2 = staff.clone();
+    let result = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                // Locks the event row: no hold can take seats while the capacity changes.
+                let current: Event = events::table
+                    .find(id)
+                    .for_update()
+                    .select(Event::as_select())
+                    .first(conn)?;
+                if new.capacity < current.seats_taken {
+                    return Ok(Err(format!(
+                        "{} seats are already taken; the capacity cannot be lower.",
+                        current.seats_taken
+                    )));
+                }
+                let token = match (Visibility::parse(&new.visibility), &current.private_token) {
+                    (Some(Visibility::Private), Some(t)) => Some(t.clone()),
+                    (Some(Visibility::Private), None) => Some(crate::tokens::private_event_token()),
+                    _ => current.private_token.clone(),
+                };
+                diesel::update(events::table.find(id))
+                    .set((
+                        events::title.eq(&new.title),
+                        events::slug.eq(&new.slug),
+                        events::description.eq(&new.description),
+                        events::venue.eq(&new.venue),
+                        events::timezone.eq(&new.timezone),
+                        events::starts_at.eq(new.starts_at),
+                        events::ends_at.eq(new.ends_at),
+                        events::capacity.eq(new.capacity),
+                        events::visibility.eq(&new.visibility),
+                        events::private_token.eq(token),
+                        events::waiver_required.eq(new.waiver_required),
+                        events::waiver_text.eq(&new.waiver_text),
+                        events::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+                let after = Event::find(conn, id)?;
+                if after.waiver_required {
+                    crate::waivers::ensure_current_text(conn, &after)?;
+                }
+                auth::audit(
+                    conn,
+                    &s2,
+                    "event.update",
+                    "event",
+                    Some(id),
+                    Some(event_json(&current)),
+                    Some(event_json(&after)),
+                )?;
+                Ok::<_, diesel::result::Error>(Ok(()))
+            })
+            .map_err(AppError::from)
+        })
+        .await;
+    match result {
+        Ok(Ok(())) => {
+            caches.invalidate();
+            Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
+        }
+        Ok(Err(msg)) => Ok(Page::Status((
+            Status::UnprocessableEntity,
+            page(
+                "admin/event_form",
+                &staff,
+                edit_ctx(&before, &types, f, json!({ "capacity": msg }), json!({})),
+            ),
+        ))),
+        Err(e)
+            if e.status == Status::InternalServerError
+                && e.source.as_deref().is_some_and(|s| s.contains("unique")) =>
+        {
+            Ok(Page::Status((
+                Status::UnprocessableEntity,
+                page(
+                    "admin/event_form",
+                    &staff,
+                    edit_ctx(
+                        &before,
+                        &types,
+                        f,
+                        json!({ "slug": "Another event already uses this slug." }),
+                        json!({}),
+                    ),
+                ),
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// publish, unpublish, rotate (the private link) or duplicate.
+#[post("/events/<id>/<action>", data = "<form>", rank = 2)]
+pub(super) async fn event_action(
+    db: &State<Db>,
+    caches: PublicCaches<'_>,
+    id: i64,
+    action: &str,
+    form: AdminForm<CsrfOnly>,
+) -> AppResult<Redirect> {
+    let AdminForm { staff, .. } = form;
+    if !["publish", "unpublish", "rotate", "duplicate"].contains(&action) {
+        return Err(AppError::not_found());
+    }
+    let action = action.to_string();
+    let target = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let (before, types) = Event::with_ticket_types(conn, EventLookup::Id(id))?;
+                let target = match action.as_str() {
+                    "publish" | "unpublish" => {
+                        let v = if action == "publish" {
+                            "public"
+                        } else {
+                            "draft"
+                        };
+                        diesel::update(events::table.find(id))
+                            .set((
+                                events::visibility.eq(v),
+                                events::updated_at.eq(diesel::dsl::now),
+                            ))
+                            .execute(conn)?;
+                        id
+                    }
+                    "rotate" => {
+                        Event::rotate_private_token(conn, id)?;
+                        id
+                    }
+                    _ => {
+                        let copy = Event::insert(
+                            conn,
+                            &NewEvent {
+                                slug: format!(
+                                    "{}-copy-{}",
+                                    before.slug,
+                                    crate::tokens::crockford_code(4).to_lowercase()
+                                ),
+                                title: format!("{} (copy)", before.title)
+                                    .chars()
+                                    .take(200)
+                                    .collect(),
+                                description: before.description.clone(),
+                                venue: before.venue.clone(),
+                                timezone: before.timezone.clone(),
+                                starts_at: before.starts_at,
+                                ends_at: before.ends_at,
+                                capacity: before.capacity,
+                                visibility: "draft".into(),
+                                private_token: None,
+                                waiver_required: before.waiver_required,
+                                waiver_text: before.waiver_text.clone(),
+                            },
+                        )?;
+                        for t in types {
+                            TicketType::insert(
+                                conn,
+                                &NewTicketType {
+                                    event_id: copy.id,
+                                    name: t.name,
+                                    description: t.description,
+                                    price_minor: t.price_minor,
+                                    currency: t.currency,
+                                    capacity: t.capacity,
+                                    sales_open_at: t.sales_open_at,
+                                    sales_close_at: t.sales_close_at,
+                                    max_per_booking: t.max_per_booking,
+                                    position: t.position,
+                                },
+                            )?;
+                        }
+                        copy.id
+                    }
+                };
+                let after = Event::find(conn, target)?;
+                let mut after_json = event_json(&after);
+                if action == "rotate" {
+                    after_json["private_token"] = json!("(rotated)");
+                }
+                auth::audit(
+                    conn,
+                    &staff,
+                    &format!("event.{action}"),
+                    "event",
+                    Some(target),
+                    Some(event_json(&before)),
+                    Some(after_json),
+                )?;
+                Ok::<_, diesel::result::Error>(target)
+            })
+            .map_err(AppError::from)
+        })
+        .await?;
+    caches.invalidate();
+    Ok(Redirect::to(format!("/admin/events/{target}")))
+}

@@ -1,0 +1,153 @@
+//! Admin area (`/admin`), one module per page area: `session` (login, logout, password),
+//! `dashboard`, `events`, `ticket_types`, `bookings` (list, detail, cancel, resend mail),
+//! `refunds`, `checkin`, `users`, `audit`, `exports` (CSV) and `outbox` (the mail page). This
+//! module mounts them and holds what their pages share: the page renderer, the catchers, the
+//! CSRF-only form and the amount parser.
+//!
+//! Every route takes a `Staff` or `Admin` guard (the route-table test checks that none is
+//! missing). Every state-changing form carries the session's CSRF token and arrives through
+//! the data guard [`StaffForm`](crate::auth::StaffForm) or
+//! [`AdminForm`](crate::auth::AdminForm), which runs that guard and checks the token before
+//! the handler starts; a wrong token gets 403 with its own message (the 403 catcher below).
+//! Every change writes an audit entry in its own transaction.
+
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{catch, catchers, routes, Catcher, Request, Route};
+use rocket_dyn_templates::Template;
+use serde_json::json;
+
+use crate::auth::{self, Staff};
+use crate::error::{default_message, AppError};
+
+/// Implements [`auth::CsrfForm`] for form structs whose token is their `csrf` field.
+macro_rules! csrf_form {
+    ($($form:ty),+ $(,)?) => {
+        $(impl crate::auth::CsrfForm for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
+
+mod audit;
+mod bookings;
+mod checkin;
+mod dashboard;
+mod events;
+mod exports;
+mod outbox;
+mod refunds;
+mod session;
+mod ticket_types;
+mod users;
+
+pub use audit::audit_changes;
+pub use exports::{csv_safe, Csv};
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        session::login_page,
+        session::login,
+        session::logout,
+        dashboard::dashboard,
+        bookings::bookings_list,
+        bookings::booking_detail,
+        bookings::cancel_booking,
+        refunds::refund_booking,
+        bookings::resend_mail,
+        checkin::checkin_page,
+        checkin::checkin,
+        outbox::outbox_page,
+        audit::audit_page,
+        exports::export_csv,
+        exports::export_bookings_csv,
+        events::events_list,
+        events::new_event,
+        events::create_event,
+        events::edit_event,
+        events::update_event,
+        events::event_action,
+        ticket_types::create_ticket_type,
+        ticket_types::update_ticket_type,
+        users::users_page,
+        users::create_user,
+        users::deactivate_user,
+        session::password_page,
+        session::change_password
+    ]
+}
+
+/// Anonymous visitors of admin pages go to the login page; a refused form says why.
+pub fn catchers() -> Vec<Catcher> {
+    catchers![unauthorized, forbidden]
+}
+
+#[catch(401)]
+fn unauthorized(req: &Request<'_>) -> Redirect {
+    let next = req.uri().path().to_string();
+    Redirect::to(format!("/admin/login?next={}", urlencode(&next)))
+}
+
+/// The 403 page: the message a guard left for this request (a form's CSRF token was wrong),
+/// else the same page the app's default catcher shows.
+#[catch(403)]
+fn forbidden(req: &Request<'_>) -> AppError {
+    let message = auth::refusal(req).unwrap_or(default_message(Status::Forbidden));
+    AppError::new(Status::Forbidden, message)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Renders an admin page with the signed-in staff member and the CSRF token in its context.
+pub(crate) fn page(name: &'static str, staff: &Staff, mut ctx: serde_json::Value) -> Template {
+    ctx["staff"] =
+        json!({ "email": staff.user.email, "name": staff.user.name, "admin": staff.is_admin() });
+    ctx["csrf"] = json!(staff.csrf);
+    Template::render(name, ctx)
+}
+
+/// A form that carries nothing but the CSRF token (logout, publish, resend, deactivate).
+#[derive(FromForm)]
+pub struct CsrfOnly {
+    #[field(default = String::new())]
+    csrf: String,
+}
+
+csrf_form!(CsrfOnly);
+
+/// Parses "12.50" in `currency` into minor units.
+pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {
+    let digits = crate::money::minor_digits(currency) as usize;
+    let t = text.trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > digits
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || whole.len() > 12
+    {
+        return None;
+    }
+    let frac = format!("{frac:0<digits$}");
+    Some(
+        whole.parse::<i64>().ok()? * 10i64.pow(digits as u32)
+            + if digits == 0 {
+                0
+            } else {
+                frac.parse::<i64>().ok()?
+            },
+    )
+}

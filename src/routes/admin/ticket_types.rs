@@ -1,0 +1,295 @@
+//! Ticket types and prices of an event (admins only): add a type, or change one's name,
+//! price, capacity, per-booking limit and sales window. A capacity never drops below the
+//! seats taken and a currency never changes once seats are sold. Messages come back on the
+//! event's edit page next to the form that was sent.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{post, State};
+use serde_json::{json, Value};
+
+use super::events::{edit_ctx, event_page_ctx, form_from, parse_local};
+use super::{page, parse_amount};
+use crate::auth::{self, AdminForm};
+use crate::cache::PublicCaches;
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::models::{NewTicketType, TicketType};
+use crate::routes::checkout::Page;
+use crate::schema::{events, ticket_types};
+
+#[derive(FromForm, Clone, serde::Serialize)]
+pub struct TicketTypeForm {
+    #[field(default = String::new())]
+    csrf: String,
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    description: String,
+    #[field(default = String::new())]
+    price: String,
+    #[field(default = String::from("EUR"))]
+    currency: String,
+    #[field(default = String::new())]
+    capacity: String,
+    #[field(default = String::from("10"))]
+    max_per_booking: String,
+    #[field(default = String::new())]
+    opens: String,
+    #[field(default = String::new())]
+    closes: String,
+}
+
+csrf_form!(TicketTypeForm);
+
+fn check_type(
+    f: &TicketTypeForm,
+    tz: chrono_tz::Tz,
+) -> Result<NewTicketType, HashMap<&'static str, String>> {
+    let mut errors = HashMap::new();
+    let name = f.name.trim();
+    if name.is_empty() || name.chars().count() > 120 {
+        errors.insert(
+            "name",
+            "Enter a name of at most 120 characters.".to_string(),
+        );
+    }
+    let currency = f.currency.trim().to_uppercase();
+    if !crate::money::is_currency_code(&currency) {
+        errors.insert(
+            "currency",
+            "Enter a three-letter ISO currency code such as EUR.".to_string(),
+        );
+    }
+    let price = parse_amount(&f.price, &currency);
+    if price.is_none() {
+        errors.insert(
+            "price",
+            format!(
+                "Enter the price like 25.00 (0 for free; {} decimals for {currency}).",
+                crate::money::minor_digits(&currency)
+            ),
+        );
+    }
+    let capacity = f
+        .capacity
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|c| (0..=1_000_000).contains(c));
+    if capacity.is_none() {
+        errors.insert(
+            "capacity",
+            "Enter a whole number from 0 to 1,000,000.".to_string(),
+        );
+    }
+    let max = f
+        .max_per_booking
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|c| (1..=100).contains(c));
+    if max.is_none() {
+        errors.insert(
+            "max_per_booking",
+            "Enter a whole number from 1 to 100.".to_string(),
+        );
+    }
+    let window = |text: &str, key: &'static str, errors: &mut HashMap<&'static str, String>| {
+        if text.trim().is_empty() {
+            return None;
+        }
+        let at = parse_local(text, tz);
+        if at.is_none() {
+            errors.insert(key, "Enter a date and time, or leave it empty.".to_string());
+        }
+        at
+    };
+    let opens = window(&f.opens, "opens", &mut errors);
+    let closes = window(&f.closes, "closes", &mut errors);
+    if let (Some(o), Some(c)) = (opens, closes) {
+        if c <= o {
+            errors.insert("closes", "Sales must close after they open.".to_string());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(NewTicketType {
+        event_id: 0,
+        name: name.to_string(),
+        description: f.description.trim().chars().take(500).collect(),
+        price_minor: price.unwrap(),
+        currency,
+        capacity: capacity.unwrap(),
+        sales_open_at: opens,
+        sales_close_at: closes,
+        max_per_booking: max.unwrap(),
+        position: 0,
+    })
+}
+
+fn type_json(t: &TicketType) -> Value {
+    json!({ "id": t.id, "name": t.name, "description": t.description, "price_minor": t.price_minor, "currency": t.currency, "capacity": t.capacity, "max_per_booking": t.max_per_booking, "sales_open_at": t.sales_open_at, "sales_close_at": t.sales_close_at })
+}
+
+#[post("/events/<id>/ticket-types", data = "<form>")]
+pub(super) async fn create_ticket_type(
+    db: &State<Db>,
+    caches: PublicCaches<'_>,
+    id: i64,
+    form: AdminForm<TicketTypeForm>,
+) -> AppResult<Page> {
+    let AdminForm { staff, form: f } = form;
+    let (event, types) = event_page_ctx(db, id).await?;
+    let mut new = match check_type(&f, event.tz()) {
+        Ok(n) => n,
+        Err(errors) => {
+            return Ok(Page::Status((
+                Status::UnprocessableEntity,
+                page(
+                    "admin/event_form",
+                    &staff,
+                    edit_ctx(
+                        &event,
+                        &types,
+                        form_from(&event),
+                        json!({}),
+                        json!({ "errors": { "new": errors }, "values": { "new": f } }),
+                    ),
+                ),
+            )))
+        }
+    };
+    new.event_id = id;
+    new.position = types.len() as i32;
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let t = TicketType::insert(conn, &new)?;
+            auth::audit(
+                conn,
+                &staff,
+                "ticket_type.create",
+                "ticket_type",
+                Some(t.id),
+                None,
+                Some(type_json(&t)),
+            )
+        })?;
+        Ok(())
+    })
+    .await?;
+    caches.invalidate();
+    Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
+}
+
+#[post("/ticket-types/<id>", data = "<form>")]
+pub(super) async fn update_ticket_type(
+    db: &State<Db>,
+    caches: PublicCaches<'_>,
+    id: i64,
+    form: AdminForm<TicketTypeForm>,
+) -> AppResult<Page> {
+    let AdminForm { staff, form: f } = form;
+    let event_id: i64 = db
+        .run(move |conn| {
+            Ok(ticket_types::table
+                .find(id)
+                .select(ticket_types::event_id)
+                .first(conn)?)
+        })
+        .await?;
+    let (event, types) = event_page_ctx(db, event_id).await?;
+    // What was typed comes back with the messages, not the stored values.
+    let submitted = json!(&f);
+    let show_error = |errors: Value| {
+        Page::Status((
+            Status::UnprocessableEntity,
+            page(
+                "admin/event_form",
+                &staff,
+                edit_ctx(
+                    &event,
+                    &types,
+                    form_from(&event),
+                    json!({}),
+                    json!({ "errors": { id.to_string(): errors }, "values": { id.to_string(): submitted.clone() } }),
+                ),
+            ),
+        ))
+    };
+    let new = match check_type(&f, event.tz()) {
+        Ok(n) => n,
+        Err(errors) => return Ok(show_error(json!(errors))),
+    };
+    let s2 = staff.clone();
+    let result = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                // Same lock order as a hold: the event row, then the ticket type.
+                events::table
+                    .find(event_id)
+                    .for_update()
+                    .select(events::id)
+                    .first::<i64>(conn)?;
+                let before: TicketType = ticket_types::table
+                    .find(id)
+                    .for_update()
+                    .select(TicketType::as_select())
+                    .first(conn)?;
+                if new.capacity < before.seats_taken {
+                    return Ok(Err(format!(
+                        "{} seats of this type are already taken; the capacity cannot be lower.",
+                        before.seats_taken
+                    )));
+                }
+                if new.currency != before.currency && before.seats_taken > 0 {
+                    return Ok(Err(
+                        "The currency cannot change once seats are taken.".to_string()
+                    ));
+                }
+                diesel::update(ticket_types::table.find(id))
+                    .set((
+                        ticket_types::name.eq(&new.name),
+                        ticket_types::description.eq(&new.description),
+                        ticket_types::price_minor.eq(new.price_minor),
+                        ticket_types::currency.eq(&new.currency),
+                        ticket_types::capacity.eq(new.capacity),
+                        ticket_types::max_per_booking.eq(new.max_per_booking),
+                        ticket_types::sales_open_at.eq(new.sales_open_at),
+                        ticket_types::sales_close_at.eq(new.sales_close_at),
+                        ticket_types::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+                let after: TicketType = ticket_types::table
+                    .find(id)
+                    .select(TicketType::as_select())
+                    .first(conn)?;
+                auth::audit(
+                    conn,
+                    &s2,
+                    "ticket_type.update",
+                    "ticket_type",
+                    Some(id),
+                    Some(type_json(&before)),
+                    Some(type_json(&after)),
+                )?;
+                Ok::<_, diesel::result::Error>(Ok(()))
+            })
+            .map_err(AppError::from)
+        })
+        .await?;
+    match result {
+        Ok(()) => {
+            caches.invalidate();
+            Ok(Page::Redirect(Redirect::to(format!(
+                "/admin/events/{event_id}"
+            ))))
+        }
+        Err(msg) => Ok(show_error(json!({ "capacity": msg }))),
+    }
+}

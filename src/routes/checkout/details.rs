@@ -1,0 +1,157 @@
+//! The second checkout step: the buyer's and the attendees' names and emails, kept with a
+//! message next to each bad field.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use rocket::form::{Form, FromForm};
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{get, post, State};
+use rocket_dyn_templates::Template;
+use serde_json::json;
+
+use super::{booking_redirect, context, load, Page};
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::models::BookingState;
+use crate::schema::{attendees, bookings};
+use ticketing_core::validate;
+
+#[get("/<token>")]
+pub(super) async fn details(db: &State<Db>, token: &str) -> AppResult<Page> {
+    let l = load(db, token).await?;
+    if l.booking.state() != BookingState::Held {
+        return Ok(booking_redirect(token));
+    }
+    let mut ctx = context(&l, false);
+    let mut values: HashMap<String, String> = HashMap::new();
+    values.insert("buyer_name".into(), l.booking.buyer_name.clone());
+    values.insert("buyer_email".into(), l.booking.buyer_email.clone());
+    values.insert("buyer_phone".into(), l.booking.buyer_phone.clone());
+    for (i, a) in l.attendees.iter().enumerate() {
+        values.insert(format!("attendees.{i}.name"), a.name.clone());
+        values.insert(format!("attendees.{i}.email"), a.email.clone());
+    }
+    ctx["values"] = json!(values);
+    ctx["errors"] = json!({});
+    Ok(Page::Template(Template::render("checkout_details", ctx)))
+}
+
+#[derive(FromForm, Default)]
+pub struct AttendeeInput {
+    #[field(default = String::new())]
+    name: String,
+    #[field(default = String::new())]
+    email: String,
+}
+
+#[derive(FromForm)]
+pub struct DetailsForm {
+    #[field(default = String::new())]
+    buyer_name: String,
+    #[field(default = String::new())]
+    buyer_email: String,
+    #[field(default = String::new())]
+    buyer_phone: String,
+    #[field(default = Vec::new())]
+    attendees: Vec<AttendeeInput>,
+}
+
+#[post("/<token>", data = "<form>")]
+pub(super) async fn save_details(
+    db: &State<Db>,
+    token: &str,
+    form: Form<DetailsForm>,
+) -> AppResult<Page> {
+    let l = load(db, token).await?;
+    if l.booking.state() != BookingState::Held {
+        return Ok(booking_redirect(token));
+    }
+    let form = form.into_inner();
+    let mut errors: HashMap<String, String> = HashMap::new();
+    let mut check = |key: String, result: Result<String, String>| match result {
+        Ok(v) => v,
+        Err(msg) => {
+            errors.insert(key, msg);
+            String::new()
+        }
+    };
+    let buyer_name = check("buyer_name".into(), validate::name(&form.buyer_name));
+    let buyer_email = check("buyer_email".into(), validate::email(&form.buyer_email));
+    let buyer_phone = check("buyer_phone".into(), validate::phone(&form.buyer_phone));
+    let mut people = Vec::new();
+    for i in 0..l.attendees.len() {
+        let input = form.attendees.get(i);
+        let name = check(
+            format!("attendees.{i}.name"),
+            validate::name(input.map(|a| a.name.as_str()).unwrap_or("")),
+        );
+        let raw_email = input.map(|a| a.email.trim()).unwrap_or("");
+        let email = if raw_email.is_empty() {
+            String::new()
+        } else {
+            check(format!("attendees.{i}.email"), validate::email(raw_email))
+        };
+        people.push((name, email));
+    }
+    if form.attendees.len() > l.attendees.len() {
+        errors.insert(
+            "form".into(),
+            "The form had more attendees than seats held.".into(),
+        );
+    }
+    if !errors.is_empty() {
+        let mut values: HashMap<String, String> = HashMap::new();
+        let keep = |s: &str| s.chars().take(300).collect::<String>();
+        values.insert("buyer_name".into(), keep(&form.buyer_name));
+        values.insert("buyer_email".into(), keep(&form.buyer_email));
+        values.insert("buyer_phone".into(), keep(&form.buyer_phone));
+        for (i, a) in form.attendees.iter().enumerate().take(l.attendees.len()) {
+            values.insert(format!("attendees.{i}.name"), keep(&a.name));
+            values.insert(format!("attendees.{i}.email"), keep(&a.email));
+        }
+        let mut ctx = context(&l, false);
+        ctx["values"] = json!(values);
+        ctx["errors"] = json!(errors);
+        return Ok(Page::Status((
+            Status::UnprocessableEntity,
+            Template::render("checkout_details", ctx),
+        )));
+    }
+    let booking_id = l.booking.id;
+    let saved = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let n = diesel::update(
+                    bookings::table
+                        .find(booking_id)
+                        .filter(bookings::state.eq(BookingState::Held.as_str())),
+                )
+                .set((
+                    bookings::buyer_name.eq(&buyer_name),
+                    bookings::buyer_email.eq(&buyer_email),
+                    bookings::buyer_phone.eq(&buyer_phone),
+                    bookings::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+                for (i, (name, email)) in people.iter().enumerate() {
+                    diesel::update(
+                        attendees::table
+                            .filter(attendees::booking_id.eq(booking_id))
+                            .filter(attendees::position.eq(i as i32 + 1)),
+                    )
+                    .set((attendees::name.eq(name), attendees::email.eq(email)))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(n == 1)
+            })
+            .map_err(AppError::from)
+        })
+        .await?;
+    Ok(if saved {
+        Page::Redirect(Redirect::to(format!("/checkout/{token}/review")))
+    } else {
+        booking_redirect(token)
+    })
+}
