@@ -112,18 +112,7 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
             errors.insert("ends_at", "The end must come after the start.".to_string());
         }
     }
-    let capacity = f
-        .capacity
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (0..=1_000_000).contains(c));
-    if capacity.is_none() {
-        errors.insert(
-            "capacity",
-            "Enter a whole number from 0 to 1,000,000.".to_string(),
-        );
-    }
+    let capacity = super::whole_number(&mut errors, "capacity", &f.capacity, 0..=1_000_000);
     let visibility = Visibility::parse(f.visibility.trim());
     if visibility.is_none() {
         errors.insert("visibility", "Choose draft, public or private.".to_string());

@@ -128,6 +128,43 @@ pub struct CsrfOnly {
 
 csrf_form!(CsrfOnly);
 
+/// A whole number typed into an admin form, within `range`; otherwise the field's message
+/// goes into `errors` ("Enter a whole number from 1 to 100.") and `None` comes back.
+pub fn whole_number(
+    errors: &mut std::collections::HashMap<&'static str, String>,
+    field: &'static str,
+    text: &str,
+    range: std::ops::RangeInclusive<i32>,
+) -> Option<i32> {
+    let value = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| range.contains(n));
+    if value.is_none() {
+        let number = |n: i32| {
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        errors.insert(
+            field,
+            format!(
+                "Enter a whole number from {} to {}.",
+                number(*range.start()),
+                number(*range.end())
+            ),
+        );
+    }
+    value
+}
+
 /// Parses "12.50" in `currency` into minor units.
 pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {
     let digits = crate::money::minor_digits(currency) as usize;
@@ -150,4 +187,35 @@ pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {
                 frac.parse::<i64>().ok()?
             },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_number;
+
+    #[test]
+    fn whole_numbers_out_of_range_say_the_range() {
+        let mut errors = std::collections::HashMap::new();
+        assert_eq!(
+            whole_number(&mut errors, "capacity", " 250 ", 0..=1_000_000),
+            Some(250)
+        );
+        assert!(errors.is_empty());
+        assert_eq!(
+            whole_number(&mut errors, "capacity", "2.5", 0..=1_000_000),
+            None
+        );
+        assert_eq!(
+            whole_number(&mut errors, "max_per_booking", "101", 1..=100),
+            None
+        );
+        assert_eq!(
+            errors["capacity"],
+            "Enter a whole number from 0 to 1,000,000."
+        );
+        assert_eq!(
+            errors["max_per_booking"],
+            "Enter a whole number from 1 to 100."
+        );
+    }
 }

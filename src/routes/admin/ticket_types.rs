@@ -75,30 +75,8 @@ fn check_type(
             ),
         );
     }
-    let capacity = f
-        .capacity
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (0..=1_000_000).contains(c));
-    if capacity.is_none() {
-        errors.insert(
-            "capacity",
-            "Enter a whole number from 0 to 1,000,000.".to_string(),
-        );
-    }
-    let max = f
-        .max_per_booking
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|c| (1..=100).contains(c));
-    if max.is_none() {
-        errors.insert(
-            "max_per_booking",
-            "Enter a whole number from 1 to 100.".to_string(),
-        );
-    }
+    let capacity = super::whole_number(&mut errors, "capacity", &f.capacity, 0..=1_000_000);
+    let max = super::whole_number(&mut errors, "max_per_booking", &f.max_per_booking, 1..=100);
     let window = |text: &str, key: &'static str, errors: &mut HashMap<&'static str, String>| {
         if text.trim().is_empty() {
             return None;
