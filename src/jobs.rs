@@ -42,6 +42,7 @@ pub fn fairing() -> AdHoc {
             if let Some(paypal) = rocket.state::<crate::paypal::PayPal>().cloned() {
                 rocket::tokio::spawn(reconcile_payments(db.clone(), paypal, shutdown.clone()));
             }
+            rocket::tokio::spawn(metrics_upkeep(shutdown.clone()));
             rocket::tokio::spawn(sweep_holds(db, availability, limit, shutdown));
         })
     })
@@ -134,5 +135,19 @@ async fn waiver_reminders(db: Db, mut shutdown: rocket::Shutdown) {
             _ = &mut shutdown => break,
             _ = rocket::tokio::time::sleep(Duration::from_secs(300)) => {}
         }
+    }
+}
+
+/// Folds recorded latencies into their histogram buckets every few seconds. The exporter
+/// keeps each sample until then, so without this (and with nobody scraping) memory would
+/// grow with every request.
+async fn metrics_upkeep(mut shutdown: rocket::Shutdown) {
+    let handle = crate::metrics::handle();
+    loop {
+        rocket::tokio::select! {
+            _ = &mut shutdown => break,
+            _ = rocket::tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        handle.run_upkeep();
     }
 }
