@@ -136,14 +136,8 @@ async fn webhook(
     delivery: Delivery,
     body: Data<'_>,
 ) -> (Status, String) {
-    let (status, text) = receive(db, paypal, delivery, body).await;
-    // Counted by outcome: handled, refused (malformed or not verified), failed (try again).
-    ticketing_core::telemetry::webhook(match status.code {
-        200..=299 => "handled",
-        400 if text == "verification failed" => "unverified",
-        400..=499 => "refused",
-        _ => "failed",
-    });
+    let (outcome, status, text) = receive(db, paypal, delivery, body).await;
+    ticketing_core::telemetry::webhook(outcome);
     (status, text)
 }
 
@@ -152,38 +146,42 @@ async fn receive(
     paypal: &State<PayPal>,
     delivery: Delivery,
     body: Data<'_>,
-) -> (Status, String) {
+) -> (&'static str, Status, String) {
     let body = match body.open(256.kibibytes()).into_bytes().await {
         Ok(b) if b.is_complete() => b.into_inner(),
         _ => {
             tracing::warn!("webhook refused: body unreadable or over 256 KiB");
-            return (Status::BadRequest, "body too large".into());
+            return ("refused", Status::BadRequest, "body too large".into());
         }
     };
     let headers = match delivery.headers {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(reason = %e, "webhook refused");
-            return (Status::BadRequest, e);
+            return ("refused", Status::BadRequest, e);
         }
     };
     if let Err(reason) = paypal.verify_webhook(&headers, &body).await {
         tracing::warn!(reason = %reason, transmission = %headers.transmission_id, "webhook refused: verification failed");
-        return (Status::BadRequest, "verification failed".into());
+        return (
+            "unverified",
+            Status::BadRequest,
+            "verification failed".into(),
+        );
     }
     match paypal.handle_webhook(db, &body).await {
         Ok(outcome) => {
             tracing::info!(outcome = %outcome, "webhook handled");
-            (Status::Ok, "ok".into())
+            ("handled", Status::Ok, "ok".into())
         }
         Err(e) if !matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => {
             tracing::warn!(error = %e, "webhook refused");
-            (crate::error::status_of(e.kind), e.message)
+            ("refused", crate::error::status_of(e.kind), e.message)
         }
         Err(e) => {
             // PayPal retries deliveries that fail, so a passing fault loses nothing.
             tracing::error!(error = %e, "webhook failed");
-            (Status::InternalServerError, "try again".into())
+            ("failed", Status::InternalServerError, "try again".into())
         }
     }
 }

@@ -115,6 +115,32 @@ fn type_json(t: &TicketType) -> Value {
     json!({ "id": t.id, "name": t.name, "description": t.description, "price_minor": t.price_minor, "currency": t.currency, "capacity": t.capacity, "max_per_booking": t.max_per_booking, "sales_open_at": t.sales_open_at, "sales_close_at": t.sales_close_at })
 }
 
+/// The event page again with one ticket type form's messages next to its fields and what
+/// was typed kept (`key`: the type's id, or "new" for the add form).
+fn type_errors_page(
+    staff: &crate::auth::Staff,
+    event: &crate::models::Event,
+    types: &[TicketType],
+    key: &str,
+    errors: Value,
+    values: Value,
+) -> Page {
+    Page::Status((
+        Status::UnprocessableEntity,
+        page(
+            "admin/event_form",
+            staff,
+            edit_ctx(
+                event,
+                types,
+                form_from(event),
+                json!({}),
+                json!({ "errors": { key: errors }, "values": { key: values } }),
+            ),
+        ),
+    ))
+}
+
 #[post("/events/<id>/ticket-types", data = "<form>")]
 pub(super) async fn create_ticket_type(
     db: &State<Db>,
@@ -127,20 +153,14 @@ pub(super) async fn create_ticket_type(
     let mut new = match check_type(&f, event.tz()) {
         Ok(n) => n,
         Err(errors) => {
-            return Ok(Page::Status((
-                Status::UnprocessableEntity,
-                page(
-                    "admin/event_form",
-                    &staff,
-                    edit_ctx(
-                        &event,
-                        &types,
-                        form_from(&event),
-                        json!({}),
-                        json!({ "errors": { "new": errors }, "values": { "new": f } }),
-                    ),
-                ),
-            )))
+            return Ok(type_errors_page(
+                &staff,
+                &event,
+                &types,
+                "new",
+                json!(errors),
+                json!(&f),
+            ))
         }
     };
     new.event_id = id;
@@ -184,22 +204,9 @@ pub(super) async fn update_ticket_type(
     let (event, types) = event_page_ctx(db, event_id).await?;
     // What was typed comes back with the messages, not the stored values.
     let submitted = json!(&f);
-    let show_error = |errors: Value| {
-        Page::Status((
-            Status::UnprocessableEntity,
-            page(
-                "admin/event_form",
-                &staff,
-                edit_ctx(
-                    &event,
-                    &types,
-                    form_from(&event),
-                    json!({}),
-                    json!({ "errors": { id.to_string(): errors }, "values": { id.to_string(): submitted.clone() } }),
-                ),
-            ),
-        ))
-    };
+    let key = id.to_string();
+    let show_error =
+        |errors: Value| type_errors_page(&staff, &event, &types, &key, errors, submitted.clone());
     let new = match check_type(&f, event.tz()) {
         Ok(n) => n,
         Err(errors) => return Ok(show_error(json!(errors))),
