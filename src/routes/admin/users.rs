@@ -1,5 +1,6 @@
 //! Staff accounts (admins only): the list, creating an account (with a generated password
-//! shown once) and deactivating one, which ends its sessions at once.
+//! shown once), deactivating one, which ends its sessions at once, and unlocking an account
+//! that failed logins have locked on some network.
 
 use std::collections::HashMap;
 
@@ -12,15 +13,16 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, Admin, AdminForm};
+use crate::auth::{self, Admin, AdminForm, LoginLimits};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::hashing::PasswordHasher;
 use crate::models::{NewUser, User};
 use crate::routes::checkout::Page;
 use crate::schema::{admin_sessions, users};
 
 /// Every staff account, for the users page.
-async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
+async fn user_rows(db: &Db, limits: &LoginLimits) -> AppResult<Vec<Value>> {
     let list: Vec<User> = db
         .run(|conn| {
             Ok(users::table
@@ -31,13 +33,17 @@ async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
         .await?;
     Ok(list
         .iter()
-        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active }))
+        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "locked": limits.is_locked(&u.email) }))
         .collect())
 }
 
 #[get("/users")]
-pub(super) async fn users_page(db: &State<Db>, admin: Admin) -> AppResult<Template> {
-    let rows = user_rows(db).await?;
+pub(super) async fn users_page(
+    db: &State<Db>,
+    limits: &State<LoginLimits>,
+    admin: Admin,
+) -> AppResult<Template> {
+    let rows = user_rows(db, limits).await?;
     Ok(page(
         "admin/users",
         &admin.0,
@@ -60,7 +66,12 @@ pub struct UserForm {
 csrf_form!(UserForm);
 
 #[post("/users", data = "<form>")]
-pub(super) async fn create_user(db: &State<Db>, form: AdminForm<UserForm>) -> AppResult<Page> {
+pub(super) async fn create_user(
+    db: &State<Db>,
+    hasher: &State<PasswordHasher>,
+    limits: &State<LoginLimits>,
+    form: AdminForm<UserForm>,
+) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
     let mut errors: HashMap<&str, String> = HashMap::new();
     let email = ticketing_core::validate::email(&f.email)
@@ -75,13 +86,9 @@ pub(super) async fn create_user(db: &State<Db>, form: AdminForm<UserForm>) -> Ap
     let password = crate::passwords::generate();
     let mut created = None;
     if errors.is_empty() {
-        let (email, name, role, hash, s2) = (
-            email.unwrap(),
-            name.unwrap(),
-            f.role.clone(),
-            crate::passwords::hash(&password),
-            staff.clone(),
-        );
+        let hash = hasher.hash(&password).await?;
+        let (email, name, role, s2) =
+            (email.unwrap(), name.unwrap(), f.role.clone(), staff.clone());
         let done = db
             .run(move |conn| {
                 if User::find_by_email(conn, &email)?.is_some() {
@@ -116,7 +123,7 @@ pub(super) async fn create_user(db: &State<Db>, form: AdminForm<UserForm>) -> Ap
             errors.insert("email", "An account with this email exists.".into());
         }
     }
-    let rows = user_rows(db).await?;
+    let rows = user_rows(db, limits).await?;
     let status = if errors.is_empty() {
         Status::Ok
     } else {
@@ -166,6 +173,44 @@ pub(super) async fn deactivate_user(
                 Some(json!({ "active": false })),
             )
         })?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to("/admin/users"))
+}
+
+/// Lifts the failed-login lock of an account on every network (for an owner locked out by
+/// their own mistakes, or from a network they share with a guesser). Test
+/// `admin::login_limits_an_admin_unlocks_an_account`.
+#[post("/users/<id>/unlock", data = "<form>")]
+pub(super) async fn unlock_user(
+    db: &State<Db>,
+    limits: &State<LoginLimits>,
+    id: i64,
+    form: AdminForm<CsrfOnly>,
+) -> AppResult<Redirect> {
+    let AdminForm { staff, .. } = form;
+    let user = db
+        .run(move |conn| {
+            Ok(users::table
+                .find(id)
+                .select(User::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let networks = limits.unlock(&user.email);
+    db.run(move |conn| {
+        auth::audit(
+            conn,
+            &staff,
+            "user.unlock",
+            "user",
+            Some(user.id),
+            None,
+            Some(json!({ "networks": networks })),
+        )?;
         Ok(())
     })
     .await?;
