@@ -19,11 +19,11 @@
 //!   since every visitor arrives from them.
 //!
 //! Rocket sees each connection coming from the loopback port the guard connected from;
-//! [`Peers`] maps that port back to the real client address for [`crate::net::client_ip`].
+//! [`crate::net::Peers`] maps that port back to the real client address for [`crate::net::client_ip`].
 //! Tests: `connections::*`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use rocket::tokio::net::{TcpListener, TcpStream};
 use rocket::tokio::sync::Semaphore;
 use rocket::tokio::time::{sleep_until, timeout, Instant};
 
-use crate::net::{Bucketing, ClientKey, TrustedProxies};
+use crate::net::{Bucketing, ClientKey, Peers, TrustedProxies};
 
 /// The guard's limits (from the configuration; see `CONNECTION_*` in .env.example).
 #[derive(Debug, Clone, Copy)]
@@ -47,22 +47,6 @@ pub struct Limits {
     pub total: usize,
 }
 
-/// Real client addresses of the connections the guard opened to Rocket, by the guard's
-/// local port on the loopback side.
-#[derive(Debug, Clone, Default)]
-pub struct Peers(Arc<Mutex<HashMap<u16, SocketAddr>>>);
-
-impl Peers {
-    /// The client behind a loopback connection from `port`, if the guard opened it.
-    pub fn client_of(&self, port: u16) -> Option<SocketAddr> {
-        self.lock().get(&port).copied()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, SocketAddr>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// Removes a connection's entry from [`Peers`] when the connection ends.
 struct Registered {
     peers: Peers,
@@ -71,7 +55,7 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.peers.lock().remove(&self.port);
+        self.peers.forget(self.port);
     }
 }
 
@@ -210,7 +194,7 @@ async fn relay(shared: &Shared, mut client: TcpStream, addr: SocketAddr) -> Resu
         peers: shared.peers.clone(),
         port: server.local_addr()?.port(),
     };
-    shared.peers.lock().insert(_registered.port, addr);
+    shared.peers.remember(_registered.port, addr);
 
     let Limits { send, idle, .. } = shared.limits;
     let (mut from_client, mut to_client) = client.split();
@@ -300,11 +284,6 @@ async fn drain(
             .await
             .map_err(|_| Ended::Limit("client read"))??;
     }
-}
-
-/// Whether `ip` is where the guard's own connections to Rocket come from.
-pub fn is_guard_side(ip: IpAddr) -> bool {
-    ip.is_loopback()
 }
 
 #[cfg(test)]

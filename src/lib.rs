@@ -77,7 +77,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
 /// accepts on `public` (the configured address, bound by the caller so a taken port stops
 /// the start) and relays to Rocket on a loopback port of its own.
 pub fn guarded(config: &Config, db: Db, public: rocket::tokio::net::TcpListener) -> Rocket<Build> {
-    let peers = front::Peers::default();
+    let peers = net::Peers::default();
     let (trusted, bucketing, limits) = (
         net::TrustedProxies {
             ranges: config.cloudflare_ranges.clone(),

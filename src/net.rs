@@ -6,10 +6,11 @@
 //! ranges (`config/cloudflare-ips.txt`, refreshed by `scripts/refresh-cloudflare-ips`);
 //! from anywhere else the header could be forged, so the peer address is the client.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -62,10 +63,10 @@ pub fn client_ip(req: &Request<'_>) -> Option<IpAddr> {
     let mut remote = req.remote()?;
     // A connection relayed by the connection guard comes from loopback; the guard knows
     // whom it relays (test `connections::the_client_address_survives_the_guard`).
-    if crate::front::is_guard_side(remote.ip()) {
+    if is_guard_side(remote.ip()) {
         if let Some(client) = req
             .rocket()
-            .state::<crate::front::Peers>()
+            .state::<Peers>()
             .and_then(|peers| peers.client_of(remote.port()))
         {
             remote = client;
@@ -83,6 +84,37 @@ pub fn client_ip(req: &Request<'_>) -> Option<IpAddr> {
         }
     }
     Some(peer)
+}
+
+/// Real client addresses of the connections the connection guard (`front`) opened to Rocket, by the guard's
+/// local port on the loopback side.
+#[derive(Debug, Clone, Default)]
+pub struct Peers(Arc<Mutex<HashMap<u16, SocketAddr>>>);
+
+impl Peers {
+    /// The client behind a loopback connection from `port`, if the guard opened it.
+    pub fn client_of(&self, port: u16) -> Option<SocketAddr> {
+        self.lock().get(&port).copied()
+    }
+
+    /// Records that the guard's connection from `port` relays `client`.
+    pub fn remember(&self, port: u16, client: SocketAddr) {
+        self.lock().insert(port, client);
+    }
+
+    /// The guard's connection from `port` has ended.
+    pub fn forget(&self, port: u16) {
+        self.lock().remove(&port);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u16, SocketAddr>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `ip` is where the guard's own connections to Rocket come from.
+pub fn is_guard_side(ip: IpAddr) -> bool {
+    ip.is_loopback()
 }
 
 /// Request guard with the client's address (see [`client_ip`]).
