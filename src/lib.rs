@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod net;
 pub mod routes;
 pub mod seed;
+pub mod twofactor;
 pub mod views;
 
 // The layers below, under the names this crate's modules (and the tests) use for them.
@@ -146,6 +147,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(paypal)
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
+        .manage(twofactor::TwoFactor::new(config.admin_require_two_factor))
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())

@@ -21,3 +21,4 @@ mod private;
 mod public;
 mod seed;
 mod server_version;
+mod two_factor;
