@@ -1,18 +1,15 @@
-//! Staff authentication and authorisation: argon2id passwords (checked on a blocking thread;
+//! Staff authentication and authorisation: argon2id passwords (checked on the hashing pool;
 //! unknown emails are checked against a dummy hash so timing does not reveal which exist),
 //! server-side sessions referenced by a private cookie (HttpOnly, SameSite=Lax, Secure outside
-//! local) with idle and absolute timeouts and instant revocation, per-account and per-IP
-//! login rate limits, CSRF tokens, request guards for the two roles, the data guards for a
+//! local) with idle and absolute timeouts and instant revocation, bounded failure limits per
+//! client network and per account on each network, CSRF tokens, request guards for the two roles, the data guards for a
 //! signed-in staff member's state-changing form ([`StaffForm`], [`AdminForm`]), and the audit
 //! log.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::OnceLock;
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rocket::data::{self, Data, FromData};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
@@ -20,7 +17,10 @@ use rocket::request::{FromRequest, Outcome, Request};
 use serde_json::Value;
 
 use crate::db::Db;
+use crate::hashing::{Busy, PasswordHasher};
+use crate::limiter::FailureLimit;
 use crate::models::User;
+use crate::net::ClientKey;
 use crate::schema::{admin_sessions, users};
 use crate::twofactor::Stage;
 use ticketing_core::tokens::sha256_hex;
@@ -279,36 +279,108 @@ impl<'r, T: FromForm<'r> + CsrfForm + Send> FromData<'r> for AdminForm<T> {
     }
 }
 
-/// Failed-login limits: per account and per client IP.
+/// The longest email an account can have (RFC 5321's path limit); longer input is cut to
+/// this before it becomes a limiter key, so a key never holds more than this.
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// Failed-password limits, per client network ([`ClientKey`]) and per account on each client
+/// network. Only failures count (a success gives its try back), the network is checked first
+/// and a refused network touches nothing else, and both maps are bounded ([`FailureLimit`]).
+/// Keying the account limit on the network too means a stranger's guesses cannot lock the
+/// owner out from their own network; an admin can unlock an account everywhere.
+/// Tests: `admin::login_limits_*`.
+#[derive(Clone)]
 pub struct LoginLimits {
-    account: DefaultKeyedRateLimiter<String>,
-    ip: DefaultKeyedRateLimiter<IpAddr>,
+    inner: std::sync::Arc<LimitMaps>,
+}
+
+struct LimitMaps {
+    client: FailureLimit<ClientKey>,
+    account: FailureLimit<(String, ClientKey)>,
+}
+
+/// A try the limits let through, charged as a failure until [`LoginLimits::succeeded`].
+pub struct LoginTry {
+    account: (String, ClientKey),
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         LoginLimits {
-            // 5 failures, then one more attempt every 3 minutes per account.
-            account: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(1).unwrap())
-                    .allow_burst(NonZeroU32::new(5).unwrap()),
-            ),
-            // 20 failures, then 10 a minute per IP.
-            ip: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(10).unwrap())
-                    .allow_burst(NonZeroU32::new(20).unwrap()),
-            ),
+            inner: std::sync::Arc::new(LimitMaps {
+                // 20 failures, then 10 a minute per client network.
+                client: FailureLimit::new(20, std::time::Duration::from_secs(6), 50_000),
+                // 5 failures, then one more every 3 minutes per account and network.
+                account: FailureLimit::new(5, std::time::Duration::from_secs(180), 20_000),
+            }),
         }
     }
 }
 
+/// The account part of a limiter key: trimmed, lower-case, at most [`MAX_EMAIL_CHARS`].
+fn account_key(email: &str) -> String {
+    email
+        .trim()
+        .chars()
+        .take(MAX_EMAIL_CHARS)
+        .collect::<String>()
+        .to_lowercase()
+}
+
 impl LoginLimits {
-    /// Counts a login attempt; false once the account's or the IP's budget is spent (then the
-    /// password is not even checked).
-    pub fn attempt(&self, email: &str, ip: IpAddr) -> bool {
-        let account = self.account.check_key(&email.trim().to_lowercase()).is_ok();
-        let ip = self.ip.check_key(&ip).is_ok();
-        account && ip
+    /// Starts a password check for `email` from `client`: `None` when the network's or the
+    /// account's budget is spent (then the password must not even be checked). The try is
+    /// charged at once, so parallel guesses cannot all slip through one remaining try.
+    pub fn begin(&self, email: &str, client: ClientKey) -> Option<LoginTry> {
+        let maps = &self.inner;
+        if !maps.client.allows(&client) {
+            return None;
+        }
+        let account = (account_key(email), client);
+        if !maps.account.allows(&account) {
+            return None;
+        }
+        maps.client.fail(&client);
+        maps.account.fail(&account);
+        Some(LoginTry { account })
+    }
+
+    /// The password was right: this try is not a failure, and the account's budget on this
+    /// network is full again.
+    pub fn succeeded(&self, attempt: LoginTry) {
+        self.inner.client.refund(&attempt.account.1);
+        self.inner.account.clear(&attempt.account);
+    }
+
+    /// Forgets the failures of `email` on every network; how many networks were locked.
+    pub fn unlock(&self, email: &str) -> usize {
+        let email = account_key(email);
+        self.inner.account.clear_where(|(e, _)| *e == email)
+    }
+
+    /// Whether `email` is refused on some network right now.
+    pub fn is_locked(&self, email: &str) -> bool {
+        let email = account_key(email);
+        self.inner
+            .account
+            .refused()
+            .iter()
+            .any(|(e, _)| *e == email)
+    }
+
+    /// Drops entries whose budget is full again (run every minute by a job).
+    pub fn tidy(&self) {
+        self.inner.client.tidy();
+        self.inner.account.tidy();
+    }
+
+    /// How many keys both maps hold (for the abuse benchmark and tests).
+    pub fn len(&self) -> usize {
+        self.inner.client.len() + self.inner.account.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -318,25 +390,56 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| crate::passwords::hash("not-a-real-password"))
 }
 
-/// Checks an email and password on a blocking thread; the user when they match.
+/// Why [`authenticate`] gave no user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No active account has this email and password.
+    NoMatch,
+    /// The client's or the account's failure budget is spent.
+    Limited,
+    /// Too many password checks are waiting already (the hashing queue is full).
+    Busy,
+}
+
+/// Checks an email and password under the login limits: the account is read in one short
+/// database call, the hash is checked on the hashing pool (never inside a pooled
+/// connection), and only failures are charged.
 pub async fn authenticate(
     db: &Db,
+    hasher: &PasswordHasher,
+    limits: &LoginLimits,
+    client: ClientKey,
     email: &str,
     password: &str,
-) -> Result<Option<User>, crate::error::AppError> {
-    let (email, password) = (email.trim().to_string(), password.to_string());
-    db.run(move |conn| {
-        let user = User::find_by_email(conn, &email)?;
-        let ok = match &user {
-            Some(u) => crate::passwords::verify(&password, &u.password_hash) && u.active,
-            None => {
-                crate::passwords::verify(&password, dummy_hash());
-                false
-            }
-        };
-        Ok(if ok { user } else { None })
-    })
-    .await
+) -> Result<Result<User, Refused>, crate::error::AppError> {
+    let Some(attempt) = limits.begin(email, client) else {
+        return Ok(Err(Refused::Limited));
+    };
+    let lookup = email
+        .trim()
+        .chars()
+        .take(MAX_EMAIL_CHARS + 1)
+        .collect::<String>();
+    let user = if lookup.chars().count() > MAX_EMAIL_CHARS {
+        None
+    } else {
+        db.run(move |conn| Ok(User::find_by_email(conn, &lookup)?))
+            .await?
+    };
+    let phc = user
+        .as_ref()
+        .map_or(dummy_hash(), |u| u.password_hash.as_str());
+    let matched = match hasher.verify(password, phc).await {
+        Ok(matched) => matched,
+        Err(Busy) => return Ok(Err(Refused::Busy)),
+    };
+    match user {
+        Some(user) if matched && user.active => {
+            limits.succeeded(attempt);
+            Ok(Ok(user))
+        }
+        _ => Ok(Err(Refused::NoMatch)),
+    }
 }
 
 /// Starts a session for `user` and sets its cookie.

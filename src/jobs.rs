@@ -32,6 +32,7 @@ pub fn fairing() -> AdHoc {
                 shutdown.clone(),
             ));
             let limit = rocket.state::<IpRateLimit>().cloned();
+            let login = rocket.state::<crate::auth::LoginLimits>().cloned();
             if let Some(mailer) = rocket
                 .state::<std::sync::Arc<crate::mail::Mailer>>()
                 .cloned()
@@ -43,27 +44,37 @@ pub fn fairing() -> AdHoc {
                 rocket::tokio::spawn(reconcile_payments(db.clone(), paypal, shutdown.clone()));
             }
             rocket::tokio::spawn(metrics_upkeep(shutdown.clone()));
-            rocket::tokio::spawn(sweep_holds(db, availability, limit, shutdown));
+            rocket::tokio::spawn(tidy_limits(limit, login, shutdown.clone()));
+            rocket::tokio::spawn(sweep_holds(db, availability, shutdown));
         })
     })
 }
 
-/// Releases the seats of holds past their deadline, every [`SWEEP_EVERY`].
-/// Also tidies the hold rate limiter's memory once a minute.
-async fn sweep_holds(
-    db: Db,
-    availability: Availability,
-    limit: Option<IpRateLimit>,
+/// Once a minute, drops the per-client limiters' entries whose budget is full again, so their
+/// memory follows the clients active in the last minutes (`scripts/abuse` measures it).
+async fn tidy_limits(
+    holds: Option<IpRateLimit>,
+    login: Option<crate::auth::LoginLimits>,
     mut shutdown: rocket::Shutdown,
 ) {
-    let mut rounds: u64 = 0;
     loop {
-        rounds += 1;
-        if rounds % 60 == 0 {
-            if let Some(limit) = &limit {
-                limit.tidy();
-            }
+        rocket::tokio::select! {
+            _ = &mut shutdown => break,
+            _ = rocket::tokio::time::sleep(Duration::from_secs(60)) => {}
         }
+        if let Some(limit) = &holds {
+            limit.tidy();
+        }
+        if let Some(limit) = &login {
+            limit.tidy();
+        }
+        job_run("tidy_limits", true);
+    }
+}
+
+/// Releases the seats of holds past their deadline, every [`SWEEP_EVERY`].
+async fn sweep_holds(db: Db, availability: Availability, mut shutdown: rocket::Shutdown) {
+    loop {
         rocket::tokio::select! {
             _ = &mut shutdown => break,
             _ = rocket::tokio::time::sleep(SWEEP_EVERY) => {}

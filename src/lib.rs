@@ -11,7 +11,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fairings;
+pub mod hashing;
 pub mod jobs;
+pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod net;
@@ -148,6 +150,13 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
         .manage(twofactor::TwoFactor::new(config.admin_require_two_factor))
+        .manage(hashing::PasswordHasher::start(
+            hashing::THREADS,
+            hashing::QUEUE,
+        ))
+        .manage(net::Bucketing {
+            v6_prefix: config.ipv6_client_prefix,
+        })
         .manage(bookings::Availability::new())
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())

@@ -13,6 +13,12 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ticketing::{config::Config, logging};
 
+/// mimalloc gives freed memory back to the system: with glibc's allocator each worker
+/// thread's arena kept what it had once held (the abuse benchmark, `scripts/abuse`, watches
+/// the resident size under failed logins, slow connections and streams).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ticketing", version, about)]
 struct Cli {

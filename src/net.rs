@@ -1,4 +1,6 @@
-//! Who is asking: the client's IP address behind Cloudflare, and per-IP rate limits.
+//! Who is asking: the client's IP address behind Cloudflare, the key every per-client limit
+//! counts ([`ClientKey`]: the address, or an IPv6 client's /64 network), and per-client rate
+//! limits.
 //!
 //! `CF-Connecting-IP` is believed only when the TCP peer is inside Cloudflare's published
 //! ranges (`config/cloudflare-ips.txt`, refreshed by `scripts/refresh-cloudflare-ips`);
@@ -85,10 +87,72 @@ impl<'r> FromRequest<'r> for ClientIp {
     }
 }
 
-/// A per-client-IP limit on an action (for example creating holds); `None` when disabled.
+/// How clients are bucketed: IPv6 addresses count by their first `v6_prefix` bits, since one
+/// end site usually holds a whole /64 and could rotate through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucketing {
+    pub v6_prefix: u8,
+}
+
+impl Default for Bucketing {
+    fn default() -> Self {
+        Bucketing { v6_prefix: 64 }
+    }
+}
+
+/// The unit every per-client limit counts: an IPv4 address, or the IPv6 network (see
+/// [`Bucketing`]) an address is in. Test `net::tests::ipv6_clients_count_by_network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr, bucketing: Bucketing) -> ClientKey {
+        match canonical(ip) {
+            IpAddr::V6(v6) => {
+                let prefix = bucketing.v6_prefix.min(128);
+                let net = ipnet::Ipv6Net::new(v6, prefix)
+                    .map(|n| n.trunc().addr())
+                    .unwrap_or(v6);
+                ClientKey(IpAddr::V6(net))
+            }
+            v4 => ClientKey(v4),
+        }
+    }
+
+    /// The address or network start this key stands for.
+    pub fn addr(&self) -> IpAddr {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/net"),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientKey {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let ip = client_ip(req).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let bucketing = req
+            .rocket()
+            .state::<Bucketing>()
+            .copied()
+            .unwrap_or_default();
+        Outcome::Success(ClientKey::of(ip, bucketing))
+    }
+}
+
+/// A per-client limit on an action (for example creating holds); `None` when disabled.
 #[derive(Clone)]
 pub struct IpRateLimit {
-    limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    limiter: Option<Arc<DefaultKeyedRateLimiter<ClientKey>>>,
 }
 
 impl IpRateLimit {
@@ -100,11 +164,11 @@ impl IpRateLimit {
         }
     }
 
-    /// True when `ip` may act now (and counts the action).
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    /// True when `client` may act now (and counts the action).
+    pub fn allow(&self, client: ClientKey) -> bool {
         self.limiter
             .as_ref()
-            .is_none_or(|limiter| limiter.check_key(&ip).is_ok())
+            .is_none_or(|limiter| limiter.check_key(&client).is_ok())
     }
 
     /// Forgets addresses whose budget is full again (keeps memory bounded).
@@ -137,10 +201,46 @@ mod tests {
     #[test]
     fn rate_limit_counts_per_ip() {
         let limit = IpRateLimit::per_minute(2);
-        let (a, b): (IpAddr, IpAddr) = ("1.1.1.1".parse().unwrap(), "2.2.2.2".parse().unwrap());
+        let key = |s: &str| ClientKey::of(s.parse().unwrap(), Bucketing::default());
+        let (a, b) = (key("1.1.1.1"), key("2.2.2.2"));
         assert!(limit.allow(a) && limit.allow(a));
         assert!(!limit.allow(a));
         assert!(limit.allow(b));
         assert!(IpRateLimit::per_minute(0).allow(a));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_network() {
+        let by64 = Bucketing::default();
+        let key = |s: &str, b| ClientKey::of(s.parse().unwrap(), b);
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1", by64),
+            key("2001:db8:1:2:ffff:1:2:3", by64)
+        );
+        assert_ne!(key("2001:db8:1:2::1", by64), key("2001:db8:1:3::1", by64));
+        let by48 = Bucketing { v6_prefix: 48 };
+        assert_eq!(key("2001:db8:1:2::1", by48), key("2001:db8:1:3::1", by48));
+        let exact = Bucketing { v6_prefix: 128 };
+        assert_ne!(key("2001:db8::1", exact), key("2001:db8::2", exact));
+        // IPv4 and IPv4-mapped addresses are one address each.
+        assert_eq!(key("::ffff:10.0.0.1", by64), key("10.0.0.1", by64));
+        assert_ne!(key("10.0.0.1", by64), key("10.0.0.2", by64));
+        assert_eq!(
+            key("2001:db8:1:2::9", by64).to_string(),
+            "2001:db8:1:2::/net"
+        );
+    }
+
+    #[test]
+    fn limits_count_an_ipv6_network_as_one_client() {
+        let limit = IpRateLimit::per_minute(2);
+        let key = |s: &str| ClientKey::of(s.parse().unwrap(), Bucketing::default());
+        assert!(limit.allow(key("2001:db8::1")));
+        assert!(limit.allow(key("2001:db8::2")));
+        assert!(
+            !limit.allow(key("2001:db8::3")),
+            "a third address of the /64 is the same client"
+        );
+        assert!(limit.allow(key("2001:db9::1")));
     }
 }

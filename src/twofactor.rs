@@ -13,23 +13,23 @@
 //!
 //! Codes: an accepted TOTP code's time step is remembered per account and the same or an
 //! earlier step is refused (`two_factor::a_code_is_accepted_once`); a recovery code works once
-//! (`two_factor::a_recovery_code_works_once`); every code check of an account counts against
-//! [`TwoFactor::attempt`] (5, then one every 3 minutes: `two_factor::wrong_codes_are_limited`).
+//! (`two_factor::a_recovery_code_works_once`); wrong codes of an account are limited, whatever
+//! the session or network (5, then one more every 3 minutes; a limited try is not even
+//! checked: `two_factor::wrong_codes_are_limited`).
 //! The secret is never part of `User` (so never in a `Debug` line) and is shown only during
 //! enrolment; recovery codes are stored as SHA-256 and shown once.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Duration, Utc};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rocket::http::Status;
 use rocket::request::Request;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::db::Db;
 use crate::error::AppResult;
+use crate::limiter::FailureLimit;
 use crate::models::User;
 use ticketing_core::tokens::sha256_hex;
 
@@ -40,9 +40,12 @@ pub const RECOVERY_CODES: usize = 10;
 const STEP_SECONDS: u64 = 30;
 const DIGITS: usize = 6;
 const SKEW_STEPS: u8 = 1;
-/// Code checks per account before the limit: then one more every [`REFILL_SECONDS`].
+/// Wrong codes per account before the limit: then one more every [`REFILL_SECONDS`].
 const ATTEMPTS: u32 = 5;
 const REFILL_SECONDS: u64 = 180;
+/// Accounts the limiter remembers at most (keys are user ids, so this is never reached in
+/// practice; it bounds memory all the same).
+const LIMITER_CAPACITY: usize = 10_000;
 
 /// How far a session has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,7 @@ pub fn stage(
 pub struct TwoFactor {
     /// `ADMIN_REQUIRE_TWO_FACTOR`: every account must use a second factor.
     pub require_all: bool,
-    attempts: DefaultKeyedRateLimiter<i64>,
+    failures: FailureLimit<i64>,
     /// Seconds added to the system clock for TOTP (0 unless a test moves time on).
     offset: AtomicI64,
 }
@@ -93,20 +96,29 @@ impl TwoFactor {
     pub fn new(require_all: bool) -> TwoFactor {
         TwoFactor {
             require_all,
-            // Keyed by user id: bounded by the number of accounts.
-            attempts: RateLimiter::keyed(
-                Quota::with_period(StdDuration::from_secs(REFILL_SECONDS))
-                    .expect("a non-zero period")
-                    .allow_burst(NonZeroU32::new(ATTEMPTS).expect("non-zero")),
+            failures: FailureLimit::new(
+                ATTEMPTS,
+                StdDuration::from_secs(REFILL_SECONDS),
+                LIMITER_CAPACITY,
             ),
             offset: AtomicI64::new(0),
         }
     }
 
-    /// Counts one code check of an account; false once its budget is spent (the code is then
-    /// not even looked at).
-    pub fn attempt(&self, user_id: i64) -> bool {
-        self.attempts.check_key(&user_id).is_ok()
+    /// Starts a code check of an account: false once its budget of wrong codes is spent (the
+    /// code must then not even be looked at). The try is charged at once, so parallel guesses
+    /// cannot all slip through one remaining try; [`TwoFactor::succeeded`] gives it back.
+    pub fn begin(&self, user_id: i64) -> bool {
+        if !self.failures.allows(&user_id) {
+            return false;
+        }
+        self.failures.fail(&user_id);
+        true
+    }
+
+    /// The code was right: that try was no failure.
+    pub fn succeeded(&self, user_id: i64) {
+        self.failures.refund(&user_id);
     }
 
     /// The TOTP clock: Unix seconds.
@@ -252,8 +264,8 @@ pub enum Checked {
 }
 
 /// Checks what `user_id` typed against the account's TOTP secret (a replayed step is
-/// wrong), and against its unused recovery codes when `recovery` is true. Counts against the
-/// account's attempt limit.
+/// wrong), and against its unused recovery codes when `recovery` is true, under the
+/// account's limit of wrong codes.
 pub async fn check(
     db: &Db,
     tf: &TwoFactor,
@@ -265,7 +277,7 @@ pub async fn check(
     if typed == Typed::Unusable {
         return Ok(Checked::Unusable);
     }
-    if !tf.attempt(user_id) {
+    if !tf.begin(user_id) {
         tracing::warn!(user_id, "two-factor code attempts limited");
         return Ok(Checked::Limited);
     }
@@ -296,6 +308,8 @@ pub async fn check(
         .await?;
     if outcome == Checked::Wrong {
         tracing::info!(user_id, "wrong two-factor code");
+    } else {
+        tf.succeeded(user_id);
     }
     Ok(outcome)
 }

@@ -74,6 +74,9 @@ pub struct Config {
     pub hold_rate_per_minute: u32,
     /// Cloudflare's ranges: `CF-Connecting-IP` is trusted only from these peers.
     pub cloudflare_ranges: Vec<ipnet::IpNet>,
+    /// IPv6 clients are counted by network: every per-client limit buckets addresses by
+    /// this prefix length (`IPV6_CLIENT_PREFIX`, default 64, the usual end-site allocation).
+    pub ipv6_client_prefix: u8,
     /// TLS served by the app itself (Cloudflare Origin CA certificate), if configured.
     pub tls: Option<TlsFiles>,
     pub paypal: crate::paypal::PayPalSettings,
@@ -154,6 +157,7 @@ impl fmt::Debug for Config {
             .field("static_dir", &self.static_dir)
             .field("hold_minutes", &self.hold_minutes)
             .field("hold_rate_per_minute", &self.hold_rate_per_minute)
+            .field("ipv6_client_prefix", &self.ipv6_client_prefix)
             .field("cloudflare_ranges", &self.cloudflare_ranges.len())
             .field("tls", &self.tls)
             .field("paypal", &self.paypal)
@@ -401,6 +405,13 @@ impl Config {
             |n| *n <= 100_000,
         );
 
+        let ipv6_client_prefix = r.parsed(
+            "IPV6_CLIENT_PREFIX",
+            64u8,
+            "an IPv6 prefix length from 32 to 128 (clients in one such network count as one)",
+            |n| (32..=128).contains(n),
+        );
+
         let cloudflare_ranges = match r.raw("CLOUDFLARE_IPS_FILE") {
             Some(path) => match crate::net::load_ranges(std::path::Path::new(&path)) {
                 Ok(ranges) => ranges,
@@ -495,6 +506,7 @@ impl Config {
             hold_minutes,
             hold_rate_per_minute,
             cloudflare_ranges,
+            ipv6_client_prefix,
             tls,
             paypal,
             mail,

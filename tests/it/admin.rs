@@ -862,3 +862,338 @@ async fn login_needs_the_token_of_its_own_login_page() {
         Status::SeeOther
     );
 }
+
+/// Posts the login form from the client address `from` (a request's peer address; with no
+/// trusted proxy in tests it is the client).
+async fn login_from(client: &Client, from: &str, email: &str, password: &str) -> (Status, String) {
+    let remote: std::net::SocketAddr = if from.contains(':') {
+        format!("[{from}]:40000")
+    } else {
+        format!("{from}:40000")
+    }
+    .parse()
+    .unwrap();
+    let page = client
+        .get("/admin/login")
+        .remote(remote)
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    let res = client
+        .post("/admin/login")
+        .remote(remote)
+        .header(ContentType::Form)
+        .body(format!(
+            "csrf={}&email={}&password={}",
+            hidden_csrf(&page),
+            email.replace('@', "%40"),
+            password.replace(' ', "+")
+        ))
+        .dispatch()
+        .await;
+    let status = res.status();
+    (status, res.into_string().await.unwrap_or_default())
+}
+
+fn login_limits(client: &Client) -> &ticketing::auth::LoginLimits {
+    client
+        .rocket()
+        .state::<ticketing::auth::LoginLimits>()
+        .expect("login limits are managed")
+}
+
+#[rocket::async_test]
+async fn login_limits_count_failures_only() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    for n in 0..8 {
+        let (status, _) = login_from(
+            &app.client,
+            "192.0.2.10",
+            "admin@example.com",
+            "correct horse battery",
+        )
+        .await;
+        assert_eq!(status, Status::SeeOther, "successful login {n} was refused");
+    }
+    // Failures still count: 5, then refused even with the right password.
+    for _ in 0..5 {
+        assert_eq!(
+            login_from(&app.client, "192.0.2.10", "admin@example.com", "wrong")
+                .await
+                .0,
+            Status::UnprocessableEntity
+        );
+    }
+    assert_eq!(
+        login_from(
+            &app.client,
+            "192.0.2.10",
+            "admin@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::TooManyRequests
+    );
+}
+
+#[rocket::async_test]
+async fn login_limits_a_stranger_cannot_lock_the_owner_out() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    for _ in 0..6 {
+        login_from(&app.client, "203.0.113.5", "admin@example.com", "guess").await;
+    }
+    assert_eq!(
+        login_from(
+            &app.client,
+            "203.0.113.5",
+            "admin@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::TooManyRequests,
+        "the guesser's network is refused"
+    );
+    assert_eq!(
+        login_from(
+            &app.client,
+            "198.51.100.7",
+            "admin@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::SeeOther,
+        "the owner's own network still gets in"
+    );
+}
+
+#[rocket::async_test]
+async fn login_limits_an_admin_unlocks_an_account() {
+    let app = TestApp::spawn().await;
+    let owner = user(&mut app.conn(), "door@example.com", "staff");
+    user(&mut app.conn(), "admin@example.com", "admin");
+    for _ in 0..6 {
+        login_from(&app.client, "192.0.2.20", "door@example.com", "typo").await;
+    }
+    assert_eq!(
+        login_from(
+            &app.client,
+            "192.0.2.20",
+            "door@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::TooManyRequests
+    );
+    // An admin elsewhere sees the lock and lifts it.
+    assert_eq!(
+        login_from(
+            &app.client,
+            "192.0.2.99",
+            "admin@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::SeeOther
+    );
+    let page = app.get_text("/admin/users").await.1;
+    assert!(page.contains("locked out by failed logins"), "{page}");
+    let token = csrf(&app.client).await;
+    let res = post_form(
+        &app.client,
+        &format!("/admin/users/{}/unlock", owner.id),
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert!(!app
+        .get_text("/admin/users")
+        .await
+        .1
+        .contains("locked out by failed logins"));
+    let mut c = app.conn();
+    let unlocks: i64 = audit_log::table
+        .filter(audit_log::action.eq("user.unlock"))
+        .filter(audit_log::entity_id.eq(owner.id))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(unlocks, 1);
+    assert_eq!(
+        login_from(
+            &app.client,
+            "192.0.2.20",
+            "door@example.com",
+            "correct horse battery"
+        )
+        .await
+        .0,
+        Status::SeeOther
+    );
+    // Unlocking an account that does not exist is a 404 and writes nothing.
+    let token = log_in(&app.client, "admin@example.com").await;
+    let audits: i64 = audit_log::table.count().get_result(&mut c).unwrap();
+    let res = post_form(
+        &app.client,
+        "/admin/users/999999/unlock",
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(res.status(), Status::NotFound);
+    let after: i64 = audit_log::table.count().get_result(&mut c).unwrap();
+    assert_eq!(after, audits);
+}
+
+#[rocket::async_test]
+async fn login_limits_count_an_ipv6_network_as_one_client() {
+    let app = TestApp::spawn().await;
+    // 20 failures from 20 addresses of one /64, each with another email.
+    for n in 1..=20 {
+        let (status, _) = login_from(
+            &app.client,
+            &format!("2001:db8:1:2::{n:x}"),
+            &format!("user{n}@example.com"),
+            "x",
+        )
+        .await;
+        assert_eq!(status, Status::UnprocessableEntity);
+    }
+    assert_eq!(
+        login_from(&app.client, "2001:db8:1:2:ffff::1", "new@example.com", "x")
+            .await
+            .0,
+        Status::TooManyRequests,
+        "another address of the same /64 is the same client"
+    );
+    assert_eq!(
+        login_from(&app.client, "2001:db8:1:3::1", "new@example.com", "x")
+            .await
+            .0,
+        Status::UnprocessableEntity,
+        "the next /64 is another client"
+    );
+}
+
+#[rocket::async_test]
+async fn login_limits_stay_bounded_under_distinct_emails() {
+    let app = TestApp::spawn().await;
+    let limits = login_limits(&app.client);
+    // A refused network adds nothing more, whatever it types.
+    for n in 0..20 {
+        login_from(&app.client, "192.0.2.30", &format!("u{n}@example.com"), "x").await;
+    }
+    let held = limits.len();
+    let long = "a".repeat(30_000);
+    for n in 0..50 {
+        let (status, _) = login_from(
+            &app.client,
+            "192.0.2.30",
+            &format!("{n}{long}@example.com"),
+            "x",
+        )
+        .await;
+        assert_eq!(status, Status::TooManyRequests);
+    }
+    assert_eq!(limits.len(), held, "refused tries must not add entries");
+    // Huge emails from a fresh network are cut to a bounded key (and answered like any
+    // unknown account).
+    let (status, body) = login_from(
+        &app.client,
+        "192.0.2.31",
+        &format!("{long}@example.com"),
+        "x",
+    )
+    .await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(body.contains("do not match an active account"));
+    limits.unlock(&format!("{long}@example.com"));
+}
+
+#[rocket::async_test]
+async fn login_next_is_checked() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    for (next, expect) in [
+        ("/admin/bookings?page=2", "/admin/bookings?page=2"),
+        ("/admin%0D%0ASet-Cookie:%20x=1", "/admin"),
+        ("/admin/x%0Ay", "/admin"),
+        ("//evil.example/admin", "/admin"),
+        ("/admin/../..//evil", "/admin"),
+        ("https://evil.example/admin", "/admin"),
+        ("/admin/login", "/admin"),
+        ("/admin/%00", "/admin"),
+    ] {
+        let page = app.get_text("/admin/login").await.1;
+        let res = post_form(
+            &app.client,
+            "/admin/login",
+            &format!(
+                "csrf={}&email=admin%40example.com&password=correct+horse+battery&next={}",
+                hidden_csrf(&page),
+                next.replace('%', "%25")
+                    .replace('?', "%3F")
+                    .replace('&', "%26")
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), Status::SeeOther, "next={next}");
+        assert_eq!(
+            res.headers().get_one("Location"),
+            Some(expect),
+            "next={next}"
+        );
+    }
+    // Raw control characters in the form value are refused the same way.
+    let page = app.get_text("/admin/login").await.1;
+    let res = post_form(
+        &app.client,
+        "/admin/login",
+        &format!(
+            "csrf={}&email=admin%40example.com&password=correct+horse+battery&next=%2Fadmin%0D%0AX%3A+y",
+            hidden_csrf(&page)
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    assert_eq!(res.headers().get_one("Location"), Some("/admin"));
+}
+
+#[rocket::async_test]
+async fn password_change_is_limited_like_login() {
+    let app = TestApp::spawn().await;
+    user(&mut app.conn(), "admin@example.com", "admin");
+    let token = log_in(&app.client, "admin@example.com").await;
+    let change = |current: &'static str| {
+        let token = token.clone();
+        let client = &app.client;
+        async move {
+            let res = post_form(
+                client,
+                "/admin/password",
+                &format!(
+                    "csrf={token}&current={}&new=a+brand+new+passphrase",
+                    current.replace(' ', "+")
+                ),
+            )
+            .await;
+            let status = res.status();
+            (status, res.into_string().await.unwrap_or_default())
+        }
+    };
+    for _ in 0..5 {
+        let (status, body) = change("not it").await;
+        assert_eq!(status, Status::UnprocessableEntity);
+        assert!(body.contains("That is not your current password."));
+    }
+    let (status, body) = change("correct horse battery").await;
+    assert_eq!(status, Status::UnprocessableEntity, "{body}");
+    assert!(body.contains("Too many login attempts"), "{body}");
+}

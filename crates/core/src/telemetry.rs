@@ -33,6 +33,7 @@ pub const JOBS: &[&str] = &[
     "reconcile_refunds",
     "waiver_reminders",
     "outbox",
+    "tidy_limits",
 ];
 
 /// Describes every family (help texts) on the installed recorder, and starts each counter

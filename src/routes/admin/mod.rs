@@ -77,6 +77,7 @@ pub fn routes() -> Vec<Route> {
         users::users_page,
         users::create_user,
         users::deactivate_user,
+        users::unlock_user,
         session::password_page,
         session::change_password,
         twofactor::code_page,

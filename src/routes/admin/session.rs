@@ -13,10 +13,11 @@ use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, LoginLimits, Staff, StaffForm, SESSION_COOKIE};
+use crate::auth::{self, LoginLimits, Refused, Staff, StaffForm, SESSION_COOKIE};
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::net::ClientIp;
+use crate::hashing::PasswordHasher;
+use crate::net::{ClientIp, ClientKey};
 use crate::routes::checkout::Page;
 use crate::schema::{admin_sessions, users};
 use crate::AppInfo;
@@ -30,7 +31,7 @@ pub(super) fn login_page(
     let csrf = auth::login_csrf_token(cookies, app.production);
     Template::render(
         "admin/login",
-        json!({ "title": "Staff login", "next": next.unwrap_or("/admin"), "email": "", "error": null, "csrf": csrf }),
+        json!({ "title": "Staff login", "next": safe_next(next.unwrap_or("/admin")), "email": "", "error": null, "csrf": csrf }),
     )
 }
 
@@ -46,23 +47,61 @@ pub struct LoginForm {
     next: String,
 }
 
+/// Where a login may send the browser afterwards: a path inside the admin area (not the
+/// login page), made only of URL-safe characters (none a control character even once
+/// percent-decoded) and at most 512 long; anything else goes to
+/// the dashboard. A header can never be built from it (test `admin::login_next_is_checked`).
+pub fn safe_next(next: &str) -> &str {
+    let admin_path = next == "/admin" || next.starts_with("/admin/") || next.starts_with("/admin?");
+    let clean = next.len() <= 512
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'\\' | b'"' | b'<' | b'>'))
+        && !next.contains("//")
+        && rocket::http::RawStr::new(next)
+            .percent_decode()
+            .is_ok_and(|decoded| !decoded.chars().any(char::is_control))
+        && rocket::http::uri::Origin::parse(next).is_ok();
+    if admin_path && clean && !next.starts_with("/admin/login") {
+        next
+    } else {
+        "/admin"
+    }
+}
+
+/// What a refused password check tells the person at the form.
+fn refusal_text(refused: Refused) -> (Status, &'static str) {
+    match refused {
+        Refused::NoMatch => (
+            Status::UnprocessableEntity,
+            "That email and password do not match an active account.",
+        ),
+        Refused::Limited => (
+            Status::TooManyRequests,
+            "Too many login attempts. Please wait a few minutes and try again.",
+        ),
+        Refused::Busy => (
+            Status::ServiceUnavailable,
+            "The site is busy checking passwords. Please try again in a moment.",
+        ),
+    }
+}
+
 #[post("/login", data = "<form>")]
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn login(
     db: &State<Db>,
     app: &State<AppInfo>,
     limits: &State<LoginLimits>,
+    hasher: &State<PasswordHasher>,
     cookies: &CookieJar<'_>,
     client: ClientIp,
+    client_key: ClientKey,
     agent: crate::routes::waivers::UserAgent,
     form: Form<LoginForm>,
 ) -> AppResult<Page> {
     let form = form.into_inner();
-    let next = if form.next.starts_with("/admin") && !form.next.starts_with("/admin/login") {
-        form.next.clone()
-    } else {
-        "/admin".into()
-    };
+    let next = safe_next(&form.next).to_string();
     let csrf = auth::login_csrf_token(cookies, app.production);
     let again = |status: Status, error: &str| {
         Page::Status((
@@ -79,15 +118,10 @@ pub(super) async fn login(
             "This login form has expired or did not come from this site. Please try again.",
         ));
     }
-    if !limits.attempt(&form.email, client.0) {
-        tracing::warn!(client = %client.0, "login rate limit reached");
-        return Ok(again(
-            Status::TooManyRequests,
-            "Too many login attempts. Please wait a few minutes and try again.",
-        ));
-    }
-    match auth::authenticate(db, &form.email, &form.password).await? {
-        Some(user) => {
+    let checked =
+        auth::authenticate(db, hasher, limits, client_key, &form.email, &form.password).await?;
+    match checked {
+        Ok(user) => {
             auth::start_session(
                 db,
                 cookies,
@@ -97,12 +131,15 @@ pub(super) async fn login(
                 app.production,
             )
             .await?;
-            Ok(Page::Redirect(Redirect::to(next)))
+            Ok(Page::Redirect(Redirect::to(next.clone())))
         }
-        None => Ok(again(
-            Status::UnprocessableEntity,
-            "That email and password do not match an active account.",
-        )),
+        Err(refused) => {
+            if refused == Refused::Limited {
+                tracing::warn!(client = %client_key, "login refused: failure limit reached");
+            }
+            let (status, text) = refusal_text(refused);
+            Ok(again(status, text))
+        }
     }
 }
 
@@ -143,15 +180,32 @@ csrf_form!(PasswordForm);
 #[post("/password", data = "<form>")]
 pub(super) async fn change_password(
     db: &State<Db>,
+    hasher: &State<PasswordHasher>,
+    limits: &State<LoginLimits>,
+    client_key: ClientKey,
     form: StaffForm<PasswordForm>,
 ) -> AppResult<Page> {
     let StaffForm { staff, form } = form;
     let mut errors: HashMap<&str, String> = HashMap::new();
-    if auth::authenticate(db, &staff.user.email, &form.current)
-        .await?
-        .is_none()
-    {
-        errors.insert("current", "That is not your current password.".into());
+    // The current password is checked under the same limits and on the same hashing pool as
+    // a login (test `admin::password_change_is_limited_like_login`).
+    let checked = auth::authenticate(
+        db,
+        hasher,
+        limits,
+        client_key,
+        &staff.user.email,
+        &form.current,
+    )
+    .await?;
+    match checked {
+        Ok(_) => {}
+        Err(Refused::NoMatch) => {
+            errors.insert("current", "That is not your current password.".into());
+        }
+        Err(refused) => {
+            errors.insert("current", refusal_text(refused).1.into());
+        }
     }
     if form.new.chars().count() < 12 || form.new.chars().count() > 200 {
         errors.insert("new", "Use 12 to 200 characters.".into());
@@ -166,11 +220,8 @@ pub(super) async fn change_password(
             ),
         )));
     }
-    let (hash, s2, session) = (
-        crate::passwords::hash(&form.new),
-        staff.clone(),
-        staff.session_id,
-    );
+    let hash = hasher.hash(&form.new).await?;
+    let (s2, session) = (staff.clone(), staff.session_id);
     db.run(move |conn| {
         conn.transaction(|conn| {
             diesel::update(users::table.find(s2.user.id))

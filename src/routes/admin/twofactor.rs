@@ -457,13 +457,17 @@ pub(super) async fn disable(
     db: &State<Db>,
     tf: &State<TwoFactor>,
     app: &State<AppInfo>,
+    hasher: &State<crate::hashing::PasswordHasher>,
+    limits: &State<auth::LoginLimits>,
+    client: crate::net::ClientKey,
     form: EnrollingForm<DisableForm>,
 ) -> AppResult<Page> {
     let EnrollingForm { staff, form } = form;
     if !staff.user.totp_enabled() {
         return Ok(Page::Redirect(Redirect::to("/admin/two-factor")));
     }
-    // A current code, or the password (both count against the account's attempt limit).
+    // A current code (under the limit of wrong codes), or the password (under the login
+    // limits, on the hashing pool, as a password change checks it).
     let by_code = !form.code.trim().is_empty();
     let refused = if by_code {
         match twofactor::check(db, tf, staff.user.id, &form.code, false).await? {
@@ -472,15 +476,27 @@ pub(super) async fn disable(
         }
     } else if form.password.is_empty() {
         Some(Checked::Unusable)
-    } else if !tf.attempt(staff.user.id) {
-        Some(Checked::Limited)
-    } else if auth::authenticate(db, &staff.user.email, &form.password)
-        .await?
-        .is_some()
-    {
-        None
     } else {
-        Some(Checked::Wrong)
+        let who = auth::authenticate(
+            db,
+            hasher,
+            limits,
+            client,
+            &staff.user.email,
+            &form.password,
+        )
+        .await?;
+        match who {
+            Ok(_) => None,
+            Err(auth::Refused::NoMatch) => Some(Checked::Wrong),
+            Err(auth::Refused::Limited) => Some(Checked::Limited),
+            Err(auth::Refused::Busy) => {
+                return Err(AppError::new(
+                    Status::ServiceUnavailable,
+                    "The site is busy checking passwords. Please try again in a moment.",
+                ))
+            }
+        }
     };
     if let Some(refused) = refused {
         let (status, message) = match refused {

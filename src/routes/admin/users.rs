@@ -1,7 +1,8 @@
 //! Staff accounts (admins only): the list, creating an account (with a generated password
-//! shown once) and deactivating one, which ends its sessions at once; requiring two-factor
-//! authentication of an account, and resetting an account's second factor (a lost phone),
-//! which also ends its sessions.
+//! shown once), deactivating one, which ends its sessions at once, and unlocking an account
+//! that failed logins have locked on some network; requiring two-factor authentication of an
+//! account, and resetting an account's second factor (a lost phone), which also ends its
+//! sessions.
 
 use std::collections::HashMap;
 
@@ -15,15 +16,16 @@ use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
 
 use super::{page, CsrfOnly};
-use crate::auth::{self, Admin, AdminForm};
+use crate::auth::{self, Admin, AdminForm, LoginLimits};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::hashing::PasswordHasher;
 use crate::models::{NewUser, User};
 use crate::routes::checkout::Page;
 use crate::schema::{admin_sessions, users};
 
 /// Every staff account, for the users page.
-async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
+async fn user_rows(db: &Db, limits: &LoginLimits) -> AppResult<Vec<Value>> {
     let list: Vec<User> = db
         .run(|conn| {
             Ok(users::table
@@ -34,18 +36,19 @@ async fn user_rows(db: &Db) -> AppResult<Vec<Value>> {
         .await?;
     Ok(list
         .iter()
-        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "two_factor": u.totp_enabled(), "two_factor_required": u.two_factor_required }))
+        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "locked": limits.is_locked(&u.email), "two_factor": u.totp_enabled(), "two_factor_required": u.two_factor_required }))
         .collect())
 }
 
 #[get("/users")]
 pub(super) async fn users_page(
     db: &State<Db>,
+    limits: &State<LoginLimits>,
     tf: &State<crate::twofactor::TwoFactor>,
     admin: Admin,
     flash: Option<FlashMessage<'_>>,
 ) -> AppResult<Template> {
-    let rows = user_rows(db).await?;
+    let rows = user_rows(db, limits).await?;
     let notice = flash.map(|f| f.message().to_string());
     Ok(page(
         "admin/users",
@@ -71,6 +74,8 @@ csrf_form!(UserForm);
 #[post("/users", data = "<form>")]
 pub(super) async fn create_user(
     db: &State<Db>,
+    hasher: &State<PasswordHasher>,
+    limits: &State<LoginLimits>,
     tf: &State<crate::twofactor::TwoFactor>,
     form: AdminForm<UserForm>,
 ) -> AppResult<Page> {
@@ -89,13 +94,9 @@ pub(super) async fn create_user(
     let password = crate::passwords::generate();
     let mut created = None;
     if errors.is_empty() {
-        let (email, name, role, hash, s2) = (
-            email.unwrap(),
-            name.unwrap(),
-            f.role.clone(),
-            crate::passwords::hash(&password),
-            staff.clone(),
-        );
+        let hash = hasher.hash(&password).await?;
+        let (email, name, role, s2) =
+            (email.unwrap(), name.unwrap(), f.role.clone(), staff.clone());
         let done = db
             .run(move |conn| {
                 if User::find_by_email(conn, &email)?.is_some() {
@@ -130,7 +131,7 @@ pub(super) async fn create_user(
             errors.insert("email", "An account with this email exists.".into());
         }
     }
-    let rows = user_rows(db).await?;
+    let rows = user_rows(db, limits).await?;
     let status = if errors.is_empty() {
         Status::Ok
     } else {
@@ -180,6 +181,44 @@ pub(super) async fn deactivate_user(
                 Some(json!({ "active": false })),
             )
         })?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to("/admin/users"))
+}
+
+/// Lifts the failed-login lock of an account on every network (for an owner locked out by
+/// their own mistakes, or from a network they share with a guesser). Test
+/// `admin::login_limits_an_admin_unlocks_an_account`.
+#[post("/users/<id>/unlock", data = "<form>")]
+pub(super) async fn unlock_user(
+    db: &State<Db>,
+    limits: &State<LoginLimits>,
+    id: i64,
+    form: AdminForm<CsrfOnly>,
+) -> AppResult<Redirect> {
+    let AdminForm { staff, .. } = form;
+    let user = db
+        .run(move |conn| {
+            Ok(users::table
+                .find(id)
+                .select(User::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let networks = limits.unlock(&user.email);
+    db.run(move |conn| {
+        auth::audit(
+            conn,
+            &staff,
+            "user.unlock",
+            "user",
+            Some(user.id),
+            None,
+            Some(json!({ "networks": networks })),
+        )?;
         Ok(())
     })
     .await?;

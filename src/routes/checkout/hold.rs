@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::event::EventLookup;
 use crate::models::{Event, TicketType};
-use crate::net::{ClientIp, IpRateLimit};
+use crate::net::{ClientKey, IpRateLimit};
 use crate::routes::public::{render_event, TicketForm};
 use crate::tokens::looks_like_token;
 use crate::views::EventView;
@@ -81,11 +81,11 @@ pub(super) async fn hold(
     jar: &rocket::http::CookieJar<'_>,
     availability: &State<Availability>,
     limit: &State<IpRateLimit>,
-    client: ClientIp,
+    client_key: ClientKey,
     form: Form<HoldForm>,
 ) -> AppResult<Page> {
-    if !limit.allow(client.0) {
-        tracing::warn!(client = %client.0, "hold rate limit reached");
+    if !limit.allow(client_key) {
+        tracing::warn!(client = %client_key, "hold rate limit reached");
         return Err(AppError::new(
             Status::TooManyRequests,
             "Too many booking attempts from your network. Please wait a minute and try again.",
