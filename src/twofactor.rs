@@ -332,17 +332,14 @@ pub fn refusal(checked: Checked) -> (Status, &'static str) {
     }
 }
 
-/// Marks the session as having passed the second factor.
-pub async fn pass_session(db: &Db, session_id: i64) -> AppResult<()> {
+/// Marks a session as past the second factor (inside the caller's transaction).
+pub fn mark_passed(conn: &mut diesel::PgConnection, session_id: i64) -> diesel::QueryResult<()> {
     use crate::schema::admin_sessions;
     use diesel::prelude::*;
-    db.run(move |conn| {
-        diesel::update(admin_sessions::table.find(session_id))
-            .set(admin_sessions::second_factor_at.eq(diesel::dsl::now))
-            .execute(conn)?;
-        Ok(())
-    })
-    .await
+    diesel::update(admin_sessions::table.find(session_id))
+        .set(admin_sessions::second_factor_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Where a `next` parameter may send a browser after the code step: an admin page, never

@@ -6,7 +6,9 @@
 //! CSRF-only form and the amount parser.
 //!
 //! Every route takes a `Staff` or `Admin` guard (the route-table test checks that none is
-//! missing). Every state-changing form carries the session's CSRF token and arrives through
+//! missing); they let through only sessions past the second factor where one is due. The
+//! code step, the enrolment page and logout take `twofactor`'s guards instead, which also
+//! accept a session still owing its second factor. Every state-changing form carries the session's CSRF token and arrives through
 //! the data guard [`StaffForm`](crate::auth::StaffForm) or
 //! [`AdminForm`](crate::auth::AdminForm), which runs that guard and checks the token before
 //! the handler starts; a wrong token gets 403 with its own message (the 403 catcher below).

@@ -156,12 +156,16 @@ pub(super) async fn submit_code(
     };
     let checked = twofactor::check(db, tf, staff.user.id, typed, true).await?;
     match checked {
-        Checked::Totp(_) => twofactor::pass_session(db, staff.session_id).await?,
+        Checked::Totp(_) => {
+            let session = staff.session_id;
+            db.run(move |conn| Ok(twofactor::mark_passed(conn, session)?))
+                .await?
+        }
         Checked::Recovery => {
             let s2 = staff.clone();
             db.run(move |conn| {
                 conn.transaction(|conn| {
-                    pass(conn, s2.session_id)?;
+                    twofactor::mark_passed(conn, s2.session_id)?;
                     let left = User::unused_recovery_codes(conn, s2.user.id)?;
                     auth::audit(
                         conn,
@@ -186,14 +190,6 @@ pub(super) async fn submit_code(
         }
     }
     Ok(Page::Redirect(Redirect::to(next)))
-}
-
-/// Marks a session as past the second factor, inside a transaction.
-fn pass(conn: &mut PgConnection, session_id: i64) -> QueryResult<usize> {
-    use crate::schema::admin_sessions;
-    diesel::update(admin_sessions::table.find(session_id))
-        .set(admin_sessions::second_factor_at.eq(diesel::dsl::now))
-        .execute(conn)
 }
 
 /// The enrolment page's context for `staff`: on or off, the enrolment in progress (QR code
@@ -363,7 +359,7 @@ pub(super) async fn confirm(
                     return Ok(false);
                 }
                 // This session proved the code just now.
-                pass(conn, s2.session_id)?;
+                twofactor::mark_passed(conn, s2.session_id)?;
                 auth::audit(
                     conn,
                     &s2,
