@@ -413,6 +413,7 @@ pub async fn authenticate(
     password: &str,
 ) -> Result<Result<User, Refused>, crate::error::AppError> {
     let Some(attempt) = limits.begin(email, client) else {
+        ticketing_core::telemetry::login_failure("limited");
         return Ok(Err(Refused::Limited));
     };
     let lookup = email
@@ -431,14 +432,20 @@ pub async fn authenticate(
         .map_or(dummy_hash(), |u| u.password_hash.as_str());
     let matched = match hasher.verify(password, phc).await {
         Ok(matched) => matched,
-        Err(Busy) => return Ok(Err(Refused::Busy)),
+        Err(Busy) => {
+            ticketing_core::telemetry::login_failure("busy");
+            return Ok(Err(Refused::Busy));
+        }
     };
     match user {
         Some(user) if matched && user.active => {
             limits.succeeded(attempt);
             Ok(Ok(user))
         }
-        _ => Ok(Err(Refused::NoMatch)),
+        _ => {
+            ticketing_core::telemetry::login_failure("no_match");
+            Ok(Err(Refused::NoMatch))
+        }
     }
 }
 

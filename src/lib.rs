@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fairings;
+pub mod front;
 pub mod hashing;
 pub mod jobs;
 pub mod limiter;
@@ -70,6 +71,46 @@ pub fn connect_for_command(config: &Config) -> Db {
 /// Builds the Rocket application: every area mounted, templates, static files, catchers.
 /// Panics when the PayPal trust store cannot be read (checked by `Config` already).
 pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
+    build(config, db, config.bind_address, config.port)
+}
+
+/// The application as `serve` runs it: behind the connection guard ([`front`]), which
+/// accepts on `public` (the configured address, bound by the caller so a taken port stops
+/// the start) and relays to Rocket on a loopback port of its own.
+pub fn guarded(config: &Config, db: Db, public: rocket::tokio::net::TcpListener) -> Rocket<Build> {
+    let peers = front::Peers::default();
+    let (trusted, bucketing, limits) = (
+        net::TrustedProxies {
+            ranges: config.cloudflare_ranges.clone(),
+        },
+        net::Bucketing {
+            v6_prefix: config.ipv6_client_prefix,
+        },
+        config.connections,
+    );
+    build(config, db, std::net::Ipv4Addr::LOCALHOST.into(), 0)
+        .manage(peers.clone())
+        .attach(rocket::fairing::AdHoc::on_liftoff(
+            "connection guard",
+            move |rocket| {
+                Box::pin(async move {
+                    let upstream =
+                        std::net::SocketAddr::new(rocket.config().address, rocket.config().port);
+                    rocket::tokio::spawn(front::serve(
+                        public,
+                        upstream,
+                        peers,
+                        trusted,
+                        bucketing,
+                        limits,
+                        rocket.shutdown(),
+                    ));
+                })
+            },
+        ))
+}
+
+fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocket<Build> {
     let paypal = paypal::build(
         config.paypal.clone(),
         &config.base_url,
@@ -86,8 +127,8 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
     )
     .unwrap_or_else(|e| panic!("mail: {e}"));
     let figment = rocket::Config::figment()
-        .merge(("address", config.bind_address))
-        .merge(("port", config.port))
+        .merge(("address", address))
+        .merge(("port", port))
         .merge(("workers", config.workers))
         .merge(("secret_key", config.secret_key.clone()))
         .merge(("template_dir", config.template_dir.clone()))

@@ -205,9 +205,20 @@ fn serve(config: Config, db: ticketing::Db) -> ExitCode {
             config.site_name, config.base_url, config.base_url, config.base_url
         );
     }
-    let result = rocket::execute(ticketing::rocket(&config, db).launch());
+    let result = rocket::execute(async move {
+        let address = std::net::SocketAddr::new(config.bind_address, config.port);
+        let public = rocket::tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        tracing::info!(%address, "connection guard listening");
+        ticketing::guarded(&config, db, public)
+            .launch()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
     match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ticketing: the server stopped with an error: {e}");
             ExitCode::FAILURE

@@ -59,7 +59,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The client's address for `req`: `CF-Connecting-IP` from a Cloudflare peer, else the peer.
 pub fn client_ip(req: &Request<'_>) -> Option<IpAddr> {
-    let peer = canonical(req.remote()?.ip());
+    let mut remote = req.remote()?;
+    // A connection relayed by the connection guard comes from loopback; the guard knows
+    // whom it relays (test `connections::the_client_address_survives_the_guard`).
+    if crate::front::is_guard_side(remote.ip()) {
+        if let Some(client) = req
+            .rocket()
+            .state::<crate::front::Peers>()
+            .and_then(|peers| peers.client_of(remote.port()))
+        {
+            remote = client;
+        }
+    }
+    let peer = canonical(remote.ip());
     let trusted = req.rocket().state::<TrustedProxies>();
     if trusted.is_some_and(|t| t.contains(peer)) {
         if let Some(ip) = req

@@ -77,6 +77,9 @@ pub struct Config {
     /// IPv6 clients are counted by network: every per-client limit buckets addresses by
     /// this prefix length (`IPV6_CLIENT_PREFIX`, default 64, the usual end-site allocation).
     pub ipv6_client_prefix: u8,
+    /// The connection guard's limits (`CONNECTION_SEND_SECONDS`, `CONNECTION_IDLE_SECONDS`,
+    /// `MAX_CONNECTIONS_PER_CLIENT`, `MAX_CONNECTIONS`; see `front`).
+    pub connections: crate::front::Limits,
     /// TLS served by the app itself (Cloudflare Origin CA certificate), if configured.
     pub tls: Option<TlsFiles>,
     pub paypal: crate::paypal::PayPalSettings,
@@ -158,6 +161,7 @@ impl fmt::Debug for Config {
             .field("hold_minutes", &self.hold_minutes)
             .field("hold_rate_per_minute", &self.hold_rate_per_minute)
             .field("ipv6_client_prefix", &self.ipv6_client_prefix)
+            .field("connections", &self.connections)
             .field("cloudflare_ranges", &self.cloudflare_ranges.len())
             .field("tls", &self.tls)
             .field("paypal", &self.paypal)
@@ -412,6 +416,33 @@ impl Config {
             |n| (32..=128).contains(n),
         );
 
+        let connections = crate::front::Limits {
+            send: std::time::Duration::from_secs(r.parsed(
+                "CONNECTION_SEND_SECONDS",
+                15u64,
+                "a whole number of seconds from 1 to 300 (the time a client has to send a request)",
+                |n| (1..=300).contains(n),
+            )),
+            idle: std::time::Duration::from_secs(r.parsed(
+                "CONNECTION_IDLE_SECONDS",
+                60u64,
+                "a whole number of seconds from 2 to 3600 (a connection with no traffic either way is closed)",
+                |n| (2..=3600).contains(n),
+            )),
+            per_client: r.parsed(
+                "MAX_CONNECTIONS_PER_CLIENT",
+                64usize,
+                "a whole number of connections from 1 to 100000",
+                |n| (1..=100_000).contains(n),
+            ),
+            total: r.parsed(
+                "MAX_CONNECTIONS",
+                4096usize,
+                "a whole number of connections from 16 to 1000000",
+                |n| (16..=1_000_000).contains(n),
+            ),
+        };
+
         let cloudflare_ranges = match r.raw("CLOUDFLARE_IPS_FILE") {
             Some(path) => match crate::net::load_ranges(std::path::Path::new(&path)) {
                 Ok(ranges) => ranges,
@@ -507,6 +538,7 @@ impl Config {
             hold_rate_per_minute,
             cloudflare_ranges,
             ipv6_client_prefix,
+            connections,
             tls,
             paypal,
             mail,

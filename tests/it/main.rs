@@ -6,6 +6,7 @@ mod admin;
 mod bookings;
 mod cli;
 mod config;
+mod connections;
 mod edge;
 mod health;
 mod jobs;

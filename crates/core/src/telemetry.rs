@@ -23,6 +23,8 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("job_last_success_timestamp_seconds", "Unix time of each job's last successful run."),
     ("db_pool_connections", "Database pool connections by state (in_use, idle)."),
     ("db_pool_waiting", "Tasks waiting for a database connection from the pool."),
+    ("connections_closed_total", "Connections the connection guard refused or closed, by reason (per_client, send, idle)."),
+    ("login_failures_total", "Password checks that failed, by outcome (no_match, limited, busy)."),
 ];
 
 /// The background jobs, as they are labelled.
@@ -71,6 +73,16 @@ pub fn describe() {
             "outcome",
             &["sent", "retry", "failed"][..],
         ),
+        (
+            "connections_closed_total",
+            "reason",
+            &["per_client", "send", "idle"][..],
+        ),
+        (
+            "login_failures_total",
+            "outcome",
+            &["no_match", "limited", "busy"][..],
+        ),
         ("job_runs_total", "job", JOBS),
         ("job_failures_total", "job", JOBS),
     ] {
@@ -93,6 +105,16 @@ pub fn describe() {
 pub fn http_request(route: String, method: &'static str, status: u16, seconds: f64) {
     counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
     histogram!("http_request_duration_seconds", "route" => route).record(seconds);
+}
+
+/// The connection guard refused or closed a connection (`reason`: per_client, send, idle).
+pub fn connection_closed(reason: &'static str) {
+    counter!("connections_closed_total", "reason" => reason).increment(1);
+}
+
+/// A password check failed (`outcome`: no_match, limited, busy).
+pub fn login_failure(outcome: &'static str) {
+    counter!("login_failures_total", "outcome" => outcome).increment(1);
 }
 
 pub fn hold(outcome: &'static str) {
