@@ -22,6 +22,7 @@ use crate::limiter::FailureLimit;
 use crate::models::User;
 use crate::net::ClientKey;
 use crate::schema::{admin_sessions, users};
+use crate::twofactor::Stage;
 use ticketing_core::tokens::sha256_hex;
 
 pub const SESSION_COOKIE: &str = "admin_session";
@@ -37,6 +38,8 @@ pub struct Staff {
     pub session_id: i64,
     pub csrf: String,
     pub ip: String,
+    /// How far the session has come: only [`Stage::Full`] passes the [`Staff`] guard.
+    pub stage: Stage,
 }
 
 impl Staff {
@@ -57,15 +60,24 @@ impl Staff {
 #[derive(Debug, Clone)]
 pub struct Admin(pub Staff);
 
-/// (session id, CSRF token, created, last seen, revoked, user).
+/// (session id, CSRF token, created, last seen, revoked, second factor passed, user).
 type SessionRow = (
     i64,
     String,
     chrono::DateTime<Utc>,
     chrono::DateTime<Utc>,
     Option<chrono::DateTime<Utc>>,
+    Option<chrono::DateTime<Utc>>,
     User,
 );
+
+/// The request's session at whatever stage it is (looked up once per request), or 401.
+/// Only the guards of the code step and the enrolment page (`crate::twofactor`) take a
+/// session that is not [`Stage::Full`].
+pub(crate) async fn session<'r>(req: &'r Request<'_>) -> &'r Result<Staff, Status> {
+    req.local_cache_async(async { staff_from_request(req).await })
+        .await
+}
 
 async fn staff_from_request(req: &Request<'_>) -> Result<Staff, Status> {
     let cookie = req
@@ -81,6 +93,10 @@ async fn staff_from_request(req: &Request<'_>) -> Result<Staff, Status> {
     let ip = crate::net::client_ip(req)
         .map(|i| i.to_string())
         .unwrap_or_default();
+    let require_all = req
+        .rocket()
+        .state::<crate::twofactor::TwoFactor>()
+        .is_some_and(|tf| tf.require_all);
     let found = db
         .run(move |conn| {
             let now = Utc::now();
@@ -93,14 +109,17 @@ async fn staff_from_request(req: &Request<'_>) -> Result<Staff, Status> {
                     admin_sessions::created_at,
                     admin_sessions::last_seen_at,
                     admin_sessions::revoked_at,
+                    admin_sessions::second_factor_at,
                     User::as_select(),
                 ))
                 .first(conn)
                 .optional()?;
-            let Some((id, csrf, created, seen, revoked, user)) = row else {
+            let Some((id, csrf, created, seen, revoked, second, user)) = row else {
                 return Ok(None);
             };
-            let expired = revoked.is_some()
+            let stage = crate::twofactor::stage(&user, created, second, now, require_all);
+            let expired = stage.is_none()
+                || revoked.is_some()
                 || !user.active
                 || now - seen > Duration::minutes(IDLE_TIMEOUT_MINUTES)
                 || now - created > Duration::hours(ABSOLUTE_TIMEOUT_HOURS);
@@ -112,16 +131,17 @@ async fn staff_from_request(req: &Request<'_>) -> Result<Staff, Status> {
                     .set(admin_sessions::last_seen_at.eq(now))
                     .execute(conn)?;
             }
-            Ok(Some((id, csrf, user)))
+            Ok(stage.map(|stage| (id, csrf, user, stage)))
         })
         .await
         .map_err(|e| e.status)?;
-    let (session_id, csrf, user) = found.ok_or(Status::Unauthorized)?;
+    let (session_id, csrf, user, stage) = found.ok_or(Status::Unauthorized)?;
     Ok(Staff {
         user,
         session_id,
         csrf,
         ip,
+        stage,
     })
 }
 
@@ -130,11 +150,14 @@ impl<'r> FromRequest<'r> for Staff {
     type Error = ();
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let cached = req
-            .local_cache_async(async { staff_from_request(req).await })
-            .await;
-        match cached {
-            Ok(s) => Outcome::Success(s.clone()),
+        match session(req).await {
+            Ok(s) if s.stage == Stage::Full => Outcome::Success(s.clone()),
+            // Password passed, second factor not: the 401 catcher sends it on to the code
+            // step or the enrolment page.
+            Ok(s) => {
+                crate::twofactor::set_detour(req, s.stage);
+                Outcome::Error((Status::Unauthorized, ()))
+            }
             Err(status) => Outcome::Error((*status, ())),
         }
     }
@@ -202,8 +225,8 @@ pub struct AdminForm<T> {
     pub form: T,
 }
 
-/// The shared body of both form guards, after the session guard gave `who`.
-async fn checked_form<'r, T>(
+/// The shared body of the form guards, after the session guard gave `who`.
+pub(crate) async fn checked_form<'r, T>(
     req: &'r Request<'_>,
     data: Data<'r>,
     who: Outcome<Staff, ()>,

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod net;
 pub mod routes;
 pub mod seed;
+pub mod twofactor;
 pub mod views;
 
 // The layers below, under the names this crate's modules (and the tests) use for them.
@@ -189,6 +190,7 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .manage(paypal)
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
+        .manage(twofactor::TwoFactor::new(config.admin_require_two_factor))
         .manage(hashing::PasswordHasher::start(
             hashing::THREADS,
             hashing::QUEUE,

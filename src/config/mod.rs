@@ -87,6 +87,9 @@ pub struct Config {
     /// Bearer token that opens `/metrics` from outside loopback (`METRICS_TOKEN`); without
     /// it, `/metrics` answers only requests from loopback that came through no proxy.
     pub metrics_token: Option<String>,
+    /// Every staff account must use a second factor (TOTP) to sign in
+    /// (`ADMIN_REQUIRE_TWO_FACTOR`); without it, only accounts an admin marked.
+    pub admin_require_two_factor: bool,
 }
 
 /// Certificate files for serving HTTPS.
@@ -167,6 +170,7 @@ impl fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("admin_require_two_factor", &self.admin_require_two_factor)
             .finish()
     }
 }
@@ -506,6 +510,9 @@ impl Config {
             );
         }
 
+        let admin_require_two_factor =
+            r.parsed("ADMIN_REQUIRE_TWO_FACTOR", false, "true or false", |_| true);
+
         if !r.problems.is_empty() {
             return Err(ConfigError {
                 problems: r.problems,
@@ -536,6 +543,7 @@ impl Config {
             paypal,
             mail,
             metrics_token,
+            admin_require_two_factor,
         })
     }
 }

@@ -22,3 +22,4 @@ mod private;
 mod public;
 mod seed;
 mod server_version;
+mod two_factor;

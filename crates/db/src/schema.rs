@@ -11,6 +11,7 @@ diesel::table! {
         created_at -> Timestamptz,
         last_seen_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        second_factor_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -234,6 +235,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    two_factor_recovery_codes (id) {
+        id -> Int8,
+        user_id -> Int8,
+        code_hash -> Text,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         email -> Text,
@@ -243,6 +254,10 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        totp_secret -> Nullable<Text>,
+        totp_enabled_at -> Nullable<Timestamptz>,
+        totp_last_step -> Nullable<Int8>,
+        two_factor_required -> Bool,
     }
 }
 
@@ -261,6 +276,7 @@ diesel::joinable!(waivers -> waiver_texts (waiver_text_id));
 diesel::joinable!(waiver_texts -> events (event_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(ticket_types -> events (event_id));
+diesel::joinable!(two_factor_recovery_codes -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
@@ -274,6 +290,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     refunds,
     ticket_types,
+    two_factor_recovery_codes,
     users,
     waiver_texts,
     waivers,

@@ -1,11 +1,14 @@
 //! Admin area (`/admin`), one module per page area: `session` (login, logout, password),
 //! `dashboard`, `events`, `ticket_types`, `bookings` (list, detail, cancel, resend mail),
-//! `refunds`, `checkin`, `users`, `audit`, `exports` (CSV) and `outbox` (the mail page). This
+//! `refunds`, `checkin`, `users`, `audit`, `exports` (CSV), `outbox` (the mail page) and
+//! `twofactor` (the code step after the password, TOTP enrolment). This
 //! module mounts them and holds what their pages share: the page renderer, the catchers, the
 //! CSRF-only form and the amount parser.
 //!
 //! Every route takes a `Staff` or `Admin` guard (the route-table test checks that none is
-//! missing). Every state-changing form carries the session's CSRF token and arrives through
+//! missing); they let through only sessions past the second factor where one is due. The
+//! code step, the enrolment page and logout take `twofactor`'s guards instead, which also
+//! accept a session still owing its second factor. Every state-changing form carries the session's CSRF token and arrives through
 //! the data guard [`StaffForm`](crate::auth::StaffForm) or
 //! [`AdminForm`](crate::auth::AdminForm), which runs that guard and checks the token before
 //! the handler starts; a wrong token gets 403 with its own message (the 403 catcher below).
@@ -42,6 +45,7 @@ mod outbox;
 mod refunds;
 mod session;
 mod ticket_types;
+mod twofactor;
 mod users;
 
 pub use audit::audit_changes;
@@ -77,19 +81,32 @@ pub fn routes() -> Vec<Route> {
         users::deactivate_user,
         users::unlock_user,
         session::password_page,
-        session::change_password
+        session::change_password,
+        twofactor::code_page,
+        twofactor::submit_code,
+        twofactor::two_factor_page,
+        twofactor::setup,
+        twofactor::confirm,
+        twofactor::regenerate,
+        twofactor::disable,
+        users::require_two_factor,
+        users::reset_two_factor
     ]
 }
 
-/// Anonymous visitors of admin pages go to the login page; a refused form says why.
+/// Anonymous visitors of admin pages go to the login page (a session still owing its second
+/// factor to the code step or the enrolment page); a refused form says why.
 pub fn catchers() -> Vec<Catcher> {
     catchers![unauthorized, forbidden]
 }
 
 #[catch(401)]
 fn unauthorized(req: &Request<'_>) -> Redirect {
-    let next = req.uri().path().to_string();
-    Redirect::to(format!("/admin/login?next={}", urlencode(&next)))
+    let next = urlencode(req.uri().path().as_str());
+    match crate::twofactor::detour(req, &next) {
+        Some(to) => Redirect::to(to),
+        None => Redirect::to(format!("/admin/login?next={next}")),
+    }
 }
 
 /// The 403 page: the message a guard left for this request (a form's CSRF token was wrong),
@@ -114,8 +131,9 @@ fn urlencode(s: &str) -> String {
 
 /// Renders an admin page with the signed-in staff member and the CSRF token in its context.
 pub(crate) fn page(name: &'static str, staff: &Staff, mut ctx: serde_json::Value) -> Template {
-    ctx["staff"] =
-        json!({ "email": staff.user.email, "name": staff.user.name, "admin": staff.is_admin() });
+    // A session that must enrol first sees a nav with nothing but logout.
+    let enrolling = staff.stage == crate::twofactor::Stage::Enrol;
+    ctx["staff"] = json!({ "email": staff.user.email, "name": staff.user.name, "admin": staff.is_admin(), "enrolling": enrolling });
     ctx["csrf"] = json!(staff.csrf);
     Template::render(name, ctx)
 }

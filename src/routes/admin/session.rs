@@ -147,9 +147,10 @@ pub(super) async fn login(
 pub(super) async fn logout(
     db: &State<Db>,
     cookies: &CookieJar<'_>,
-    form: StaffForm<CsrfOnly>,
+    form: super::twofactor::AnyStageForm<CsrfOnly>,
 ) -> AppResult<Redirect> {
-    let StaffForm { staff, .. } = form;
+    // Any session may log out, also one still owing its second factor.
+    let super::twofactor::AnyStageForm { staff, .. } = form;
     auth::revoke(db, staff.session_id).await?;
     cookies.remove_private(rocket::http::Cookie::build(SESSION_COOKIE).path("/admin"));
     Ok(Redirect::to("/admin/login"))

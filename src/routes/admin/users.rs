@@ -1,13 +1,16 @@
 //! Staff accounts (admins only): the list, creating an account (with a generated password
 //! shown once), deactivating one, which ends its sessions at once, and unlocking an account
-//! that failed logins have locked on some network.
+//! that failed logins have locked on some network; requiring two-factor authentication of an
+//! account, and resetting an account's second factor (a lost phone), which also ends its
+//! sessions.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 use rocket::form::FromForm;
 use rocket::http::Status;
-use rocket::response::Redirect;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
 use rocket::{get, post, State};
 use rocket_dyn_templates::Template;
 use serde_json::{json, Value};
@@ -33,7 +36,7 @@ async fn user_rows(db: &Db, limits: &LoginLimits) -> AppResult<Vec<Value>> {
         .await?;
     Ok(list
         .iter()
-        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "locked": limits.is_locked(&u.email) }))
+        .map(|u| json!({ "id": u.id, "email": u.email, "name": u.name, "role": u.role, "active": u.active, "locked": limits.is_locked(&u.email), "two_factor": u.totp_enabled(), "two_factor_required": u.two_factor_required }))
         .collect())
 }
 
@@ -41,13 +44,16 @@ async fn user_rows(db: &Db, limits: &LoginLimits) -> AppResult<Vec<Value>> {
 pub(super) async fn users_page(
     db: &State<Db>,
     limits: &State<LoginLimits>,
+    tf: &State<crate::twofactor::TwoFactor>,
     admin: Admin,
+    flash: Option<FlashMessage<'_>>,
 ) -> AppResult<Template> {
     let rows = user_rows(db, limits).await?;
+    let notice = flash.map(|f| f.message().to_string());
     Ok(page(
         "admin/users",
         &admin.0,
-        json!({ "title": "Users", "users": rows, "errors": {}, "created": null, "form": { "email": "", "name": "", "role": "staff" } }),
+        json!({ "title": "Users", "users": rows, "errors": {}, "created": null, "notice": notice, "require_all": tf.require_all, "form": { "email": "", "name": "", "role": "staff" } }),
     ))
 }
 
@@ -70,9 +76,11 @@ pub(super) async fn create_user(
     db: &State<Db>,
     hasher: &State<PasswordHasher>,
     limits: &State<LoginLimits>,
+    tf: &State<crate::twofactor::TwoFactor>,
     form: AdminForm<UserForm>,
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
+    let require_all = tf.require_all;
     let mut errors: HashMap<&str, String> = HashMap::new();
     let email = ticketing_core::validate::email(&f.email)
         .map_err(|e| errors.insert("email", e))
@@ -134,7 +142,7 @@ pub(super) async fn create_user(
         page(
             "admin/users",
             &staff,
-            json!({ "title": "Users", "users": rows, "errors": errors, "created": created, "form": f }),
+            json!({ "title": "Users", "users": rows, "errors": errors, "created": created, "notice": null, "require_all": require_all, "form": f }),
         ),
     )))
 }
@@ -215,4 +223,108 @@ pub(super) async fn unlock_user(
     })
     .await?;
     Ok(Redirect::to("/admin/users"))
+}
+
+#[derive(FromForm)]
+pub struct RequireForm {
+    #[field(default = String::new())]
+    csrf: String,
+    #[field(default = false)]
+    required: bool,
+}
+
+csrf_form!(RequireForm);
+
+#[post("/users/<id>/two-factor/require", data = "<form>")]
+pub(super) async fn require_two_factor(
+    db: &State<Db>,
+    id: i64,
+    form: AdminForm<RequireForm>,
+) -> AppResult<Flash<Redirect>> {
+    let AdminForm { staff, form } = form;
+    let required = form.required;
+    let email = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let Some(before) = users::table
+                    .find(id)
+                    .select(User::as_select())
+                    .first(conn)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                User::set_two_factor_required(conn, id, required)?;
+                auth::audit(
+                    conn,
+                    &staff,
+                    "user.two_factor.require",
+                    "user",
+                    Some(id),
+                    Some(json!({ "two_factor_required": before.two_factor_required })),
+                    Some(json!({ "two_factor_required": required })),
+                )?;
+                Ok(Some(before.email))
+            })
+        })
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    let message = if required {
+        format!("{email} must now sign in with two-factor authentication.")
+    } else {
+        format!("Two-factor authentication is no longer required of {email}.")
+    };
+    Ok(Flash::success(Redirect::to("/admin/users"), message))
+}
+
+#[post("/users/<id>/two-factor/reset", data = "<form>")]
+pub(super) async fn reset_two_factor(
+    db: &State<Db>,
+    id: i64,
+    form: AdminForm<CsrfOnly>,
+) -> AppResult<Flash<Redirect>> {
+    let AdminForm { staff, .. } = form;
+    if id == staff.user.id {
+        return Err(AppError::bad_request(
+            "Turn your own two-factor authentication off on your two-factor page.",
+        ));
+    }
+    let email = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let Some(before) = users::table
+                    .find(id)
+                    .select(User::as_select())
+                    .first(conn)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                User::disable_totp(conn, id)?;
+                // Whoever holds the lost phone's sessions is signed out.
+                diesel::update(
+                    admin_sessions::table
+                        .filter(admin_sessions::user_id.eq(id))
+                        .filter(admin_sessions::revoked_at.is_null()),
+                )
+                .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
+                .execute(conn)?;
+                auth::audit(
+                    conn,
+                    &staff,
+                    "user.two_factor.reset",
+                    "user",
+                    Some(id),
+                    Some(json!({ "two_factor": before.totp_enabled() })),
+                    Some(json!({ "two_factor": false })),
+                )?;
+                Ok(Some(before.email))
+            })
+        })
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    Ok(Flash::success(
+        Redirect::to("/admin/users"),
+        format!("Two-factor authentication of {email} was reset and its sessions ended; it can sign in with its password and set up a new app."),
+    ))
 }
