@@ -147,6 +147,9 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
         .manage(bookings::Availability::new())
+        .manage(bookings::availability::StreamSlots::new(
+            config.max_streams_per_client,
+        ))
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())
         .manage(net::TrustedProxies {

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod edge;
 mod health;
+mod hoarding;
 mod jobs;
 mod mail;
 mod metrics;

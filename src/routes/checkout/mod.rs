@@ -23,6 +23,7 @@ use crate::error::{AppError, AppResult};
 use crate::models::event::EventLookup;
 use crate::models::{Attendee, Booking, BookingItem, Event, TicketType};
 use crate::money::Money;
+use crate::net::ClientIp;
 use crate::timefmt;
 use crate::tokens::looks_like_token;
 
@@ -47,6 +48,18 @@ pub fn routes() -> Vec<Route> {
 
 pub fn booking_routes() -> Vec<Route> {
     routes![booking::booking_page, booking::calendar]
+}
+
+/// The key the per-client limits (seats held, open streams) count by: the client's address,
+/// an IPv6 client by its /64 (a host or household is given a whole /64, so its other
+/// addresses are the same client).
+pub fn client_key(client: ClientIp) -> String {
+    match client.0 {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => ipnet::Ipv6Net::new(v6, 64)
+            .map(|net| net.trunc().to_string())
+            .unwrap_or_else(|_| v6.to_string()),
+        ip => ip.to_canonical().to_string(),
+    }
 }
 
 /// A page or a redirect.
@@ -189,7 +202,7 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             "when": timefmt::local_range(l.event.starts_at, l.event.ends_at, tz),
             "timezone": l.event.timezone,
             "public": l.event.visibility() == crate::models::Visibility::Public,
-            "url": event_url(&l.event),
+            "url": event_url(&l.event, &l.booking),
             "waiver_required": l.event.waiver_required,
         },
         "items": items,
@@ -197,11 +210,23 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
     })
 }
 
-/// Where the buyer goes back to choose tickets again.
-fn event_url(event: &Event) -> String {
-    match (&event.visibility(), &event.private_token) {
-        (crate::models::Visibility::Private, Some(token)) => format!("/p/{token}"),
-        _ => format!("/events/{}", event.slug),
+/// Where the buyer goes back to choose tickets again: a public event's page; a private
+/// event's link only if the booking was made with it and it is still the event's link (a
+/// rotated link is never handed out to holders of the old one); otherwise nowhere (test
+/// `private::a_booking_page_links_back_only_by_the_link_it_was_made_with_while_it_is_current`).
+fn event_url(event: &Event, booking: &Booking) -> Option<String> {
+    use crate::models::Visibility;
+    match (event.visibility(), &event.private_token) {
+        (Visibility::Public, _) => Some(format!("/events/{}", event.slug)),
+        (Visibility::Private, Some(token)) => {
+            let current = crate::bookings::holds::link_hash(token);
+            booking
+                .private_link_hash
+                .as_deref()
+                .is_some_and(|made_with| crate::tokens::same(made_with, &current))
+                .then(|| format!("/p/{token}"))
+        }
+        _ => None,
     }
 }
 
