@@ -211,6 +211,8 @@ async fn released_expired_and_paid_holds_free_the_budget() {
     // Released by the buyer: the budget is back.
     let first = token_of(&first);
     post(&app, &format!("/checkout/{first}/release"), "").await;
+    // The client's address is kept only while the booking holds seats unpaid.
+    assert_eq!(booking(&mut c, &first).client_key, None);
     let (status, second, _) = hold_from(&app, ip, event.id, t.id, 4).await;
     assert_eq!(status, Status::SeeOther);
     assert_eq!(
@@ -238,6 +240,7 @@ async fn released_expired_and_paid_holds_free_the_budget() {
     );
     post(&app, &format!("/checkout/{third}/confirm"), "").await;
     assert_eq!(booking(&mut c, &third).state, "paid");
+    assert_eq!(booking(&mut c, &third).client_key, None);
     assert_eq!(
         hold_from(&app, ip, event.id, t.id, 4).await.0,
         Status::SeeOther
