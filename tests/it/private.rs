@@ -262,6 +262,11 @@ async fn making_an_event_private_again_gives_it_a_new_link_and_old_links_stay_de
         None,
         "a public event keeps no secret link"
     );
+    // A public event has no link to rotate: refused, nothing changed.
+    let rotate = format!("/admin/events/{id}/rotate");
+    let (status, _) = post(&app, &rotate, &format!("csrf={csrf}")).await;
+    assert_eq!(status, Status::Conflict);
+    assert_eq!(current_token(&mut c, id), None);
     assert_eq!(
         post(&app, &format!("/admin/events/{id}"), &edit("private"))
             .await
