@@ -199,6 +199,9 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
             v6_prefix: config.ipv6_client_prefix,
         })
         .manage(bookings::Availability::new())
+        .manage(bookings::availability::StreamSlots::new(
+            config.max_streams_per_client,
+        ))
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())
         .manage(net::TrustedProxies {

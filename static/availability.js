@@ -25,6 +25,15 @@
         item.classList.toggle("state-on_sale", left > 0);
       }
     });
+    var baskets = document.querySelector("[data-in-baskets]");
+    if (baskets && typeof data.in_baskets === "number") {
+      var n = data.in_baskets;
+      baskets.hidden = n === 0;
+      baskets.textContent = n === 0 ? "" : n + (n === 1 ? " seat is" : " seats are") +
+        " in other buyers' baskets. Seats that are not bought in time become free again.";
+    }
   });
+  // The link this page was opened with is no longer the event's: stop listening.
+  source.addEventListener("closed", function () { source.close(); });
   window.addEventListener("pagehide", function () { source.close(); });
 })();

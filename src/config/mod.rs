@@ -72,6 +72,14 @@ pub struct Config {
     pub hold_minutes: u32,
     /// Holds one client IP may create per minute (0: no limit).
     pub hold_rate_per_minute: u32,
+    // Hold limits against stock hoarding (issue 14): one block, see `read_hold_limits`.
+    /// How long a new hold lasts until its details form is sent (then `hold_minutes` from
+    /// its start); at most `hold_minutes`.
+    pub hold_details_minutes: u32,
+    /// The seats one client may hold at once per event.
+    pub max_seats_held_per_client: SeatCap,
+    /// Availability streams one client may keep open at once (0: no limit).
+    pub max_streams_per_client: u32,
     /// Cloudflare's ranges: `CF-Connecting-IP` is trusted only from these peers.
     pub cloudflare_ranges: Vec<ipnet::IpNet>,
     /// IPv6 clients are counted by network: every per-client limit buckets addresses by
@@ -162,6 +170,9 @@ impl fmt::Debug for Config {
             .field("hold_rate_per_minute", &self.hold_rate_per_minute)
             .field("ipv6_client_prefix", &self.ipv6_client_prefix)
             .field("connections", &self.connections)
+            .field("hold_details_minutes", &self.hold_details_minutes)
+            .field("max_seats_held_per_client", &self.max_seats_held_per_client)
+            .field("max_streams_per_client", &self.max_streams_per_client)
             .field("cloudflare_ranges", &self.cloudflare_ranges.len())
             .field("tls", &self.tls)
             .field("paypal", &self.paypal)
@@ -442,6 +453,8 @@ impl Config {
                 |n| (16..=1_000_000).contains(n),
             ),
         };
+        let (hold_details_minutes, max_seats_held_per_client, max_streams_per_client) =
+            read_hold_limits(&mut r, hold_minutes);
 
         let cloudflare_ranges = match r.raw("CLOUDFLARE_IPS_FILE") {
             Some(path) => match crate::net::load_ranges(std::path::Path::new(&path)) {
@@ -536,6 +549,9 @@ impl Config {
             static_dir,
             hold_minutes,
             hold_rate_per_minute,
+            hold_details_minutes,
+            max_seats_held_per_client,
+            max_streams_per_client,
             cloudflare_ranges,
             ipv6_client_prefix,
             connections,
@@ -546,6 +562,71 @@ impl Config {
             admin_require_two_factor,
         })
     }
+}
+
+/// The cap on the seats one client holds at once for one event (`MAX_SEATS_HELD_PER_CLIENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatCap {
+    /// Unset: twice the largest "max per booking" of the event's ticket types.
+    TwicePerBooking,
+    /// A fixed number of seats.
+    Seats(u32),
+    /// 0: no cap.
+    Off,
+}
+
+impl SeatCap {
+    /// The cap for an event whose ticket types allow at most `max_per_booking` each.
+    pub fn for_event(self, max_per_booking: impl IntoIterator<Item = i32>) -> Option<i32> {
+        match self {
+            SeatCap::Off => None,
+            SeatCap::Seats(n) => Some(i32::try_from(n).unwrap_or(i32::MAX)),
+            SeatCap::TwicePerBooking => Some(
+                max_per_booking
+                    .into_iter()
+                    .max()
+                    .unwrap_or(1)
+                    .max(1)
+                    .saturating_mul(2),
+            ),
+        }
+    }
+}
+
+/// `HOLD_DETAILS_MINUTES`, `MAX_SEATS_HELD_PER_CLIENT` and `MAX_STREAMS_PER_CLIENT`
+/// (tests `hoarding::hold_settings_are_checked_at_start`).
+fn read_hold_limits(r: &mut Reader, hold_minutes: u32) -> (u32, SeatCap, u32) {
+    let details = r.parsed(
+        "HOLD_DETAILS_MINUTES",
+        5u32.min(hold_minutes),
+        "a whole number of minutes from 1 to 120",
+        |n| (1..=120).contains(n),
+    );
+    if details > hold_minutes {
+        r.problem(
+            "HOLD_DETAILS_MINUTES",
+            format!("expected at most HOLD_MINUTES ({hold_minutes}), got {details}"),
+        );
+    }
+    let seats = match r.raw("MAX_SEATS_HELD_PER_CLIENT") {
+        None => SeatCap::TwicePerBooking,
+        Some(_) => match r.parsed(
+            "MAX_SEATS_HELD_PER_CLIENT",
+            0u32,
+            "a whole number of seats one client may hold at once per event (0 turns the cap off; unset: twice the largest \"max per booking\" of the event)",
+            |n| *n <= 1_000_000,
+        ) {
+            0 => SeatCap::Off,
+            n => SeatCap::Seats(n),
+        },
+    };
+    let streams = r.parsed(
+        "MAX_STREAMS_PER_CLIENT",
+        4u32,
+        "a whole number of live availability streams per client (0 turns the limit off)",
+        |n| *n <= 10_000,
+    );
+    (details.min(hold_minutes), seats, streams)
 }
 
 #[cfg(test)]

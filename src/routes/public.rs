@@ -15,12 +15,13 @@ use rocket_dyn_templates::{Metadata, Template};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::bookings::availability::{self, Availability, Snapshot};
+use crate::bookings::availability::{self, Availability, Link, Snapshot, StreamSlots};
 use crate::cache::{EventCache, ListingCache};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::event::EventLookup;
 use crate::models::{Event, TicketType};
+use crate::net::ClientKey;
 use crate::views::{EventCard, EventView};
 use crate::AppInfo;
 
@@ -108,12 +109,14 @@ async fn event_page(
         Some(page) => page,
         None => {
             let lookup = key.clone();
-            let view = db
+            let (view, in_baskets) = db
                 .run(move |conn| {
                     let (event, types) =
                         Event::with_ticket_types(conn, EventLookup::PublicSlug(&lookup))?;
-                    serde_json::to_value(EventView::new(&event, &types, Utc::now()))
-                        .map_err(AppError::internal)
+                    let in_baskets = availability::seats_in_baskets(conn, event.id)?;
+                    let view = serde_json::to_value(EventView::new(&event, &types, Utc::now()))
+                        .map_err(AppError::internal)?;
+                    Ok((view, in_baskets))
                 })
                 .await?;
             // Rendered once for everybody, with a slot for each visitor's form token.
@@ -122,7 +125,7 @@ async fn event_page(
                 ..TicketForm::default()
             };
             let (_, html) = templates
-                .render("event", event_context(&view, None, form))
+                .render("event", event_context(&view, in_baskets, None, form))
                 .ok_or_else(|| AppError::internal("the event template did not render"))?;
             // The token is what finds a resubmitted form's booking: a page where it is not
             // exactly once would hand every visitor the same one.
@@ -155,10 +158,14 @@ fn form_token_slot() -> &'static str {
 async fn event_availability(
     db: &State<Db>,
     hub: &State<Availability>,
+    slots: &State<StreamSlots>,
+    client: ClientKey,
     shutdown: Shutdown,
     slug: &str,
 ) -> AppResult<EventStream![]> {
+    let slot = stream_slot(slots, client)?;
     let slug = slug.to_string();
+    let link = Link::Public(slug.clone());
     let snapshot = db
         .run(move |conn| {
             let event = Event::find_public_by_slug(conn, &slug)?;
@@ -167,31 +174,63 @@ async fn event_availability(
                 .ok_or_else(AppError::not_found)
         })
         .await?;
-    Ok(availability_stream(hub.subscribe(snapshot), shutdown))
+    Ok(availability_stream(
+        hub.subscribe(snapshot),
+        link,
+        slot,
+        shutdown,
+    ))
 }
 
-/// Streams every change of one event's availability until the client leaves or the server
-/// shuts down; the first message is the current state.
+/// A place for one more availability stream of `client`, or 429: the page works without
+/// it (test `hoarding::one_client_may_keep_only_a_few_streams_open`).
+pub fn stream_slot(slots: &StreamSlots, client: ClientKey) -> AppResult<availability::StreamSlot> {
+    slots.take(&client.to_string()).ok_or_else(|| {
+        AppError::new(
+            rocket::http::Status::TooManyRequests,
+            format!(
+                "Too many live updates are open from your network (at most {}). \
+                     Close other tabs of this site; pages still work without live updates.",
+                slots.max()
+            ),
+        )
+    })
+}
+
+/// Streams every change of one event's availability until the client leaves, the server
+/// shuts down, or `link` no longer leads to the event (then a last `closed` message); the
+/// first message is the current state. `slot` is held for as long as the stream is open.
 pub fn availability_stream(
     mut rx: watch::Receiver<Snapshot>,
+    link: Link,
+    slot: availability::StreamSlot,
     mut shutdown: Shutdown,
 ) -> EventStream![] {
     EventStream! {
-        let first = rx.borrow_and_update().clone();
-        yield SseEvent::json(&first).event("availability");
+        let _slot = slot;
+        let mut snap = rx.borrow_and_update().clone();
         loop {
+            if !snap.gate.admits(&link) {
+                yield SseEvent::data("gone").event("closed");
+                break;
+            }
+            yield SseEvent::json(&snap).event("availability");
             rocket::tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() { break; }
-                    let snap = rx.borrow_and_update().clone();
-                    yield SseEvent::json(&snap).event("availability");
+                    snap = rx.borrow_and_update().clone();
                 }
                 _ = &mut shutdown => break,
             }
         }
     }
-    .heartbeat(Duration::from_secs(15))
+    // A stream whose client has gone is noticed only when a write fails, so the heartbeat
+    // also bounds how long a closed tab keeps its place in `StreamSlots`.
+    .heartbeat(HEARTBEAT)
 }
+
+/// How often an idle availability stream sends a comment line.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The ticket form's state: messages next to fields, the buyer's input, and the one-time
 /// token that makes a resubmitted form find its first booking.
@@ -211,15 +250,25 @@ impl TicketForm {
     }
 }
 
-/// Renders the event page for a public event or, with `private_token`, a private one.
-pub fn render_event(view: EventView, private_token: Option<&str>, form: TicketForm) -> Template {
+/// Renders the event page for a public event or, with `private_token`, a private one;
+/// `in_baskets`: seats held but not paid for yet.
+pub fn render_event(
+    view: EventView,
+    in_baskets: i32,
+    private_token: Option<&str>,
+    form: TicketForm,
+) -> Template {
     let value = serde_json::to_value(view).unwrap_or_default();
-    Template::render("event", event_context(&value, private_token, form))
+    Template::render(
+        "event",
+        event_context(&value, in_baskets, private_token, form),
+    )
 }
 
 /// What the event template needs.
 fn event_context(
     view: &serde_json::Value,
+    in_baskets: i32,
     private_token: Option<&str>,
     form: TicketForm,
 ) -> serde_json::Value {
@@ -230,6 +279,7 @@ fn event_context(
     json!({
         "title": view["title"],
         "event": view,
+        "in_baskets": in_baskets,
         "private": private_token.is_some(),
         "private_token": private_token,
         "event_base": base,

@@ -9,6 +9,7 @@ mod config;
 mod connections;
 mod edge;
 mod health;
+mod hoarding;
 mod jobs;
 mod mail;
 mod metrics;

@@ -228,3 +228,27 @@ async fn static_files_are_cached_for_a_year_and_pages_link_versioned_urls() {
     let (_, home) = app.get_text("/").await;
     assert!(home.contains("/static/app.css?v="), "{home}");
 }
+
+#[rocket::async_test]
+async fn an_open_stream_ends_when_its_event_is_no_longer_public() {
+    use diesel::prelude::*;
+    let server = crate::helpers::TestServer::spawn().await;
+    let mut c = server.conn();
+    let event = EventSpec::public("fading", 5).insert(&mut c);
+    add_ticket_type(&mut c, &event, "Seat", 1000, 10);
+    let client = crate::helpers::http_client();
+    let mut stream = client
+        .get(server.url("/events/fading/availability"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(crate::private::read_to_end(&mut stream, 1).await.is_err());
+    diesel::update(ticketing::schema::events::table.find(event.id))
+        .set(ticketing::schema::events::visibility.eq("draft"))
+        .execute(&mut c)
+        .unwrap();
+    crate::private::read_to_end(&mut stream, 5)
+        .await
+        .expect("the stream is still open 5 s after the event was unpublished");
+}

@@ -86,6 +86,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         paid_at -> Nullable<Timestamptz>,
         closed_at -> Nullable<Timestamptz>,
+        client_key -> Nullable<Text>,
+        private_link_hash -> Nullable<Text>,
     }
 }
 

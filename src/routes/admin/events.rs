@@ -310,6 +310,7 @@ pub(super) async fn edit_event(db: &State<Db>, admin: Admin, id: i64) -> AppResu
 pub(super) async fn update_event(
     db: &State<Db>,
     caches: PublicCaches<'_>,
+    availability: &State<crate::bookings::Availability>,
     id: i64,
     form: AdminForm<EventForm>,
 ) -> AppResult<Page> {
@@ -344,11 +345,10 @@ pub(super) async fn update_event(
                         current.seats_taken
                     )));
                 }
-                let token = match (Visibility::parse(&new.visibility), &current.private_token) {
-                    (Some(Visibility::Private), Some(t)) => Some(t.clone()),
-                    (Some(Visibility::Private), None) => Some(crate::tokens::private_event_token()),
-                    _ => current.private_token.clone(),
-                };
+                let token = private_token_after(
+                    &current,
+                    Visibility::parse(&new.visibility).unwrap_or(Visibility::Draft),
+                );
                 diesel::update(events::table.find(id))
                     .set((
                         events::title.eq(&new.title),
@@ -387,6 +387,7 @@ pub(super) async fn update_event(
     match result {
         Ok(Ok(())) => {
             caches.invalidate();
+            availability.nudge();
             Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
         }
         Ok(Err(msg)) => Ok(Page::Status((
@@ -425,6 +426,7 @@ pub(super) async fn update_event(
 pub(super) async fn event_action(
     db: &State<Db>,
     caches: PublicCaches<'_>,
+    availability: &State<crate::bookings::Availability>,
     id: i64,
     action: &str,
     form: AdminForm<CsrfOnly>,
@@ -441,19 +443,23 @@ pub(super) async fn event_action(
                 let target = match action.as_str() {
                     "publish" | "unpublish" => {
                         let v = if action == "publish" {
-                            "public"
+                            Visibility::Public
                         } else {
-                            "draft"
+                            Visibility::Draft
                         };
                         diesel::update(events::table.find(id))
                             .set((
-                                events::visibility.eq(v),
+                                events::visibility.eq(v.as_str()),
+                                events::private_token.eq(private_token_after(&before, v)),
                                 events::updated_at.eq(diesel::dsl::now),
                             ))
                             .execute(conn)?;
                         id
                     }
                     "rotate" => {
+                        if before.visibility() != Visibility::Private {
+                            return Ok(Err(()));
+                        }
                         Event::rotate_private_token(conn, id)?;
                         id
                     }
@@ -516,11 +522,31 @@ pub(super) async fn event_action(
                     Some(event_json(&before)),
                     Some(after_json),
                 )?;
-                Ok::<_, diesel::result::Error>(target)
+                Ok::<_, diesel::result::Error>(Ok(target))
             })
             .map_err(AppError::from)
         })
         .await?;
+    let Ok(target) = target else {
+        return Err(AppError::new(
+            Status::Conflict,
+            "Only a private event has a secret link to rotate; nothing was changed.",
+        ));
+    };
     caches.invalidate();
+    // Open live streams learn at once that their link may have stopped working.
+    availability.nudge();
     Ok(Redirect::to(format!("/admin/events/{target}")))
+}
+
+/// The private token an event has after its visibility becomes `to`: kept while it stays
+/// private, a fresh one whenever it becomes private, none otherwise, so an old link never
+/// comes back (test
+/// `private::making_an_event_private_again_gives_it_a_new_link_and_old_links_stay_dead`).
+fn private_token_after(current: &Event, to: Visibility) -> Option<String> {
+    match (current.visibility(), &current.private_token, to) {
+        (Visibility::Private, Some(token), Visibility::Private) => Some(token.clone()),
+        (_, _, Visibility::Private) => Some(crate::tokens::private_event_token()),
+        _ => None,
+    }
 }

@@ -11,20 +11,36 @@ use rocket::{get, post, State};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use super::{booking_redirect, context, load, Page};
+use super::{booking_redirect, context, load, Loaded, Page};
+use crate::bookings::holds::extend_after_details;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::BookingState;
 use crate::schema::{attendees, bookings};
 use ticketing_core::validate;
 
+/// The details page's context: the shared one, and until the details are in, when the hold
+/// will end once they are (its full time from the start).
+fn details_context(l: &Loaded, hold_minutes: u32) -> serde_json::Value {
+    let mut ctx = context(l, false);
+    let full = l.booking.created_at + chrono::Duration::minutes(i64::from(hold_minutes));
+    if full > l.booking.hold_expires_at {
+        ctx["booking"]["full_hold_local"] = json!(crate::timefmt::local_time(full, l.event.tz()));
+    }
+    ctx
+}
+
 #[get("/<token>")]
-pub(super) async fn details(db: &State<Db>, token: &str) -> AppResult<Page> {
+pub(super) async fn details(
+    db: &State<Db>,
+    config: &State<crate::Config>,
+    token: &str,
+) -> AppResult<Page> {
     let l = load(db, token).await?;
     if l.booking.state() != BookingState::Held {
         return Ok(booking_redirect(token));
     }
-    let mut ctx = context(&l, false);
+    let mut ctx = details_context(&l, config.hold_minutes);
     let mut values: HashMap<String, String> = HashMap::new();
     values.insert("buyer_name".into(), l.booking.buyer_name.clone());
     values.insert("buyer_email".into(), l.booking.buyer_email.clone());
@@ -61,6 +77,7 @@ pub struct DetailsForm {
 #[post("/<token>", data = "<form>")]
 pub(super) async fn save_details(
     db: &State<Db>,
+    config: &State<crate::Config>,
     token: &str,
     form: Form<DetailsForm>,
 ) -> AppResult<Page> {
@@ -111,7 +128,7 @@ pub(super) async fn save_details(
             values.insert(format!("attendees.{i}.name"), keep(&a.name));
             values.insert(format!("attendees.{i}.email"), keep(&a.email));
         }
-        let mut ctx = context(&l, false);
+        let mut ctx = details_context(&l, config.hold_minutes);
         ctx["values"] = json!(values);
         ctx["errors"] = json!(errors);
         return Ok(Page::Status((
@@ -120,13 +137,16 @@ pub(super) async fn save_details(
         )));
     }
     let booking_id = l.booking.id;
+    let hold_minutes = config.hold_minutes;
     let saved = db
         .run(move |conn| {
             conn.transaction(|conn| {
+                // A hold whose deadline passed is not revived by late details.
                 let n = diesel::update(
                     bookings::table
                         .find(booking_id)
-                        .filter(bookings::state.eq(BookingState::Held.as_str())),
+                        .filter(bookings::state.eq(BookingState::Held.as_str()))
+                        .filter(bookings::hold_expires_at.gt(diesel::dsl::now)),
                 )
                 .set((
                     bookings::buyer_name.eq(&buyer_name),
@@ -135,6 +155,9 @@ pub(super) async fn save_details(
                     bookings::updated_at.eq(diesel::dsl::now),
                 ))
                 .execute(conn)?;
+                if n != 1 {
+                    return Ok(false);
+                }
                 for (i, (name, email)) in people.iter().enumerate() {
                     diesel::update(
                         attendees::table
@@ -144,7 +167,9 @@ pub(super) async fn save_details(
                     .set((attendees::name.eq(name), attendees::email.eq(email)))
                     .execute(conn)?;
                 }
-                Ok::<_, diesel::result::Error>(n == 1)
+                // The details are in: the hold now lasts its full time.
+                extend_after_details(conn, booking_id, hold_minutes)?;
+                Ok::<_, diesel::result::Error>(true)
             })
             .map_err(AppError::from)
         })

@@ -10,7 +10,7 @@ use rocket::response::Redirect;
 use rocket::{post, State};
 
 use super::Page;
-use crate::bookings::holds::{create_hold, HoldError, HoldRequest};
+use crate::bookings::holds::{create_hold, HoldError, HoldLimits, HoldRequest};
 use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -99,7 +99,9 @@ pub(super) async fn hold(
     let private_token = form.private_token.clone().filter(|t| !t.is_empty());
     let private_token_shown = private_token.clone();
     let form_token = form.form_token.clone().unwrap_or_default();
-    let hold_minutes = config.hold_minutes;
+    let details_minutes = config.hold_details_minutes;
+    let seat_cap = config.max_seats_held_per_client;
+    let client_key = client_key.to_string();
     let now = Utc::now();
     let outcome = db
         .run(move |conn| {
@@ -117,6 +119,7 @@ pub(super) async fn hold(
             }
             let mut errors: HashMap<String, String> = HashMap::new();
             let mut refused = false;
+            let mut status = Status::UnprocessableEntity;
             let mut quantities = Vec::new();
             for (key, raw) in &form.qty {
                 let Some(t) = key
@@ -148,9 +151,15 @@ pub(super) async fn hold(
                 event_id: event.id,
                 quantities,
                 idempotency_key: key,
+                client_key: Some(client_key),
+                private_token: private_token.clone(),
+            };
+            let limits = HoldLimits {
+                details_minutes,
+                client_cap: seat_cap.for_event(types.iter().map(|t| t.max_per_booking)),
             };
             if errors.is_empty() {
-                match create_hold(conn, &event, &types, &request, now, hold_minutes) {
+                match create_hold(conn, &event, &types, &request, now, limits) {
                     Ok(outcome) => return Ok(Ok(outcome.access_token)),
                     Err(HoldError::Invalid {
                         ticket_type_id,
@@ -162,6 +171,12 @@ pub(super) async fn hold(
                         errors.insert(key, message);
                     }
                     Err(HoldError::NotEnough) => refused = true,
+                    Err(HoldError::ClientLimit { held, cap }) => {
+                        // 429: this client's own budget, not the event, is exhausted; it
+                        // comes back as its holds are paid, released or run out.
+                        status = Status::TooManyRequests;
+                        errors.insert("form".into(), client_limit_message(held, cap));
+                    }
                     Err(HoldError::Db(e)) => return Err(e.into()),
                 }
             }
@@ -175,7 +190,14 @@ pub(super) async fn hold(
                 .iter()
                 .map(|(k, v)| (format!("qty-{k}"), v.chars().take(20).collect()))
                 .collect();
-            Ok(Err((EventView::new(&fresh, &types, now), errors, values)))
+            let in_baskets = crate::bookings::availability::seats_in_baskets(conn, fresh.id)?;
+            Ok(Err((
+                EventView::new(&fresh, &types, now),
+                in_baskets,
+                errors,
+                values,
+                status,
+            )))
         })
         .await?;
     match outcome {
@@ -185,9 +207,10 @@ pub(super) async fn hold(
                 "/checkout/{access_token}"
             ))))
         }
-        Err((view, errors, values)) => {
+        Err((view, in_baskets, errors, values, status)) => {
             let page = render_event(
                 view,
+                in_baskets,
                 private_token_shown.as_deref(),
                 TicketForm {
                     errors,
@@ -195,9 +218,21 @@ pub(super) async fn hold(
                     form_token,
                 },
             );
-            Ok(Page::Status((Status::UnprocessableEntity, page)))
+            Ok(Page::Status((status, page)))
         }
     }
+}
+
+/// Why a client's hold was refused by the per-client cap (test
+/// `hoarding::one_client_cannot_hold_more_than_the_cap_and_another_client_still_can`).
+fn client_limit_message(held: i32, cap: i32) -> String {
+    let seats = |n: i32| format!("{n} seat{}", if n == 1 { "" } else { "s" });
+    format!(
+        "You already hold {} for this event, and one buyer may hold at most {cap} at a time. \
+         Finish or release your other booking first (or wait for it to run out). \
+         Nothing was reserved.",
+        seats(held)
+    )
 }
 
 /// Tells the buyer, per ticket type and for the event, how many seats are left.

@@ -189,7 +189,7 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             "when": timefmt::local_range(l.event.starts_at, l.event.ends_at, tz),
             "timezone": l.event.timezone,
             "public": l.event.visibility() == crate::models::Visibility::Public,
-            "url": event_url(&l.event),
+            "url": event_url(&l.event, &l.booking),
             "waiver_required": l.event.waiver_required,
         },
         "items": items,
@@ -197,11 +197,23 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
     })
 }
 
-/// Where the buyer goes back to choose tickets again.
-fn event_url(event: &Event) -> String {
-    match (&event.visibility(), &event.private_token) {
-        (crate::models::Visibility::Private, Some(token)) => format!("/p/{token}"),
-        _ => format!("/events/{}", event.slug),
+/// Where the buyer goes back to choose tickets again: a public event's page; a private
+/// event's link only if the booking was made with it and it is still the event's link (a
+/// rotated link is never handed out to holders of the old one); otherwise nowhere (test
+/// `private::a_booking_page_links_back_only_by_the_link_it_was_made_with_while_it_is_current`).
+fn event_url(event: &Event, booking: &Booking) -> Option<String> {
+    use crate::models::Visibility;
+    match (event.visibility(), &event.private_token) {
+        (Visibility::Public, _) => Some(format!("/events/{}", event.slug)),
+        (Visibility::Private, Some(token)) => {
+            let current = crate::bookings::holds::link_hash(token);
+            booking
+                .private_link_hash
+                .as_deref()
+                .is_some_and(|made_with| crate::tokens::same(made_with, &current))
+                .then(|| format!("/p/{token}"))
+        }
+        _ => None,
     }
 }
 

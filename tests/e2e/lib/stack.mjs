@@ -138,6 +138,10 @@ export async function startStack({ adminUrl, binDir, outDir, python = "python3" 
       LOG_FORMAT: "pretty",
       HOLD_MINUTES: "15",
       HOLD_RATE_PER_MINUTE: "0",
+      // Every journey's browser is one client (127.0.0.1): no per-client caps on streams
+      // and held seats (tests/it/hoarding.rs tests them).
+      MAX_STREAMS_PER_CLIENT: "0",
+      MAX_SEATS_HELD_PER_CLIENT: "0",
       PAYPAL_MODE: "simulator",
       PAYPAL_API_BASE: simUrl,
       PAYPAL_TIMEOUT_SECONDS: "10",

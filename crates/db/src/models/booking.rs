@@ -113,6 +113,12 @@ pub struct Booking {
     pub updated_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Who made the hold (the client key of `routes::checkout::client_key`); `None` for
+    /// bookings older than the per-client cap.
+    pub client_key: Option<String>,
+    /// `tokens::derived("event-link", token)` of the private link the booking was made
+    /// with; `None` when it was made on the public page.
+    pub private_link_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]

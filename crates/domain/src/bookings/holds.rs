@@ -29,6 +29,16 @@
 //!
 //! Lock order everywhere is booking row → event row → ticket-type rows, so the hold path, the
 //! sweeper and cancellations cannot deadlock.
+//!
+//! # Against stock hoarding (issue 14)
+//! - A client (its address, IPv6 by /64) may hold at most [`HoldLimits::client_cap`] seats
+//!   of one event at once, counted over its `held` and `awaiting_payment` bookings whose
+//!   deadline has not passed. `create_hold` (migration `..._hold_limits`) counts them after
+//!   taking the seats, while it holds the event row's lock, so parallel holds of one client
+//!   cannot pass the cap together (test `hoarding::parallel_holds_of_one_client_never_pass_the_cap`).
+//! - A new hold lasts [`HoldLimits::details_minutes`]; sending the details form extends it to
+//!   the full hold ([`extend_after_details`]), so a hold nobody fills in is released sooner
+//!   (test `hoarding::a_hold_without_details_lasts_five_minutes_and_details_extend_it_to_the_full_hold`).
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -44,6 +54,25 @@ pub struct HoldRequest {
     pub quantities: Vec<(i64, i32)>,
     /// The ticket form's one-time token.
     pub idempotency_key: Option<String>,
+    /// Who asks (see [`HoldLimits::client_cap`]); stored on the booking.
+    pub client_key: Option<String>,
+    /// The private link's token the form came with (`None`: the public page); stored as
+    /// [`link_hash`], so the booking page links back only while it is the event's link.
+    pub private_token: Option<String>,
+}
+
+/// How long a new hold lasts and how many seats one client may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldLimits {
+    /// A new hold's lifetime until its details are sent.
+    pub details_minutes: u32,
+    /// Seats one client may hold at once for the event, this hold included (`None`: no cap).
+    pub client_cap: Option<i32>,
+}
+
+/// What a booking keeps of the private link it was made with.
+pub fn link_hash(private_token: &str) -> String {
+    ticketing_core::tokens::derived("event-link", private_token)
 }
 
 /// A hold that exists: made now, or found again for a resubmitted form.
@@ -65,6 +94,12 @@ pub enum HoldError {
     },
     /// Not enough seats: nothing was taken. The caller reads fresh numbers to tell the buyer.
     NotEnough,
+    /// The client holds `held` seats of this event already, and `cap` at most: nothing was
+    /// taken.
+    ClientLimit {
+        held: i32,
+        cap: i32,
+    },
     Db(diesel::result::Error),
 }
 
@@ -131,20 +166,21 @@ pub fn check_request(
     Ok(())
 }
 
-/// Creates a hold for `req` lasting `hold_minutes`, or refuses it whole (counted in
-/// `holds_total` by outcome).
+/// Creates a hold for `req` lasting `limits.details_minutes`, or refuses it whole (counted
+/// in `holds_total` by outcome).
 pub fn create_hold(
     conn: &mut PgConnection,
     event: &Event,
     types: &[TicketType],
     req: &HoldRequest,
     now: DateTime<Utc>,
-    hold_minutes: u32,
+    limits: HoldLimits,
 ) -> Result<HoldOutcome, HoldError> {
-    let result = try_hold(conn, event, types, req, now, hold_minutes);
+    let result = try_hold(conn, event, types, req, now, limits);
     ticketing_core::telemetry::hold(match &result {
         Ok(_) => "made",
         Err(HoldError::NotEnough) => "sold_out",
+        Err(HoldError::ClientLimit { .. }) => "client_limit",
         Err(HoldError::Invalid { .. }) => "invalid",
         Err(HoldError::Db(_)) => "error",
     });
@@ -157,7 +193,7 @@ fn try_hold(
     types: &[TicketType],
     req: &HoldRequest,
     now: DateTime<Utc>,
-    hold_minutes: u32,
+    limits: HoldLimits,
 ) -> Result<HoldOutcome, HoldError> {
     check_request(event, types, req, now)?;
     let mut quantities = req.quantities.clone();
@@ -177,7 +213,8 @@ fn try_hold(
         .collect();
     let access_token = ticketing_core::tokens::url_token(32);
     let result = diesel::sql_query(
-        "SELECT booking_id, outcome FROM create_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "SELECT booking_id, outcome
+           FROM create_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind::<BigInt, _>(event.id)
     .bind::<Array<BigInt>, _>(&type_ids)
@@ -186,9 +223,12 @@ fn try_hold(
     .bind::<Text, _>(&currency)
     .bind::<Text, _>(ticketing_core::tokens::booking_reference())
     .bind::<Text, _>(&access_token)
-    .bind::<Timestamptz, _>(now + Duration::minutes(i64::from(hold_minutes)))
+    .bind::<Timestamptz, _>(now + Duration::minutes(i64::from(limits.details_minutes)))
     .bind::<Nullable<Text>, _>(req.idempotency_key.as_deref())
     .bind::<Array<Text>, _>(&codes)
+    .bind::<Nullable<Text>, _>(req.client_key.as_deref())
+    .bind::<Nullable<Integer>, _>(limits.client_cap)
+    .bind::<Nullable<Text>, _>(req.private_token.as_deref().map(link_hash))
     .get_result::<HoldResult>(conn);
     match result {
         Ok(HoldResult {
@@ -212,6 +252,17 @@ fn try_hold(
         Err(diesel::result::Error::DatabaseError(_, info))
             if info.message() == "not enough seats" => {}
         Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message() == "client hold limit" =>
+        {
+            return Err(HoldError::ClientLimit {
+                held: info
+                    .details()
+                    .and_then(|d| d.trim().parse().ok())
+                    .unwrap_or(0),
+                cap: limits.client_cap.unwrap_or(0),
+            });
+        }
+        Err(diesel::result::Error::DatabaseError(_, info))
             if info.message() == "duplicate form submission" =>
         {
             let key = req.idempotency_key.as_deref().unwrap_or_default();
@@ -226,6 +277,28 @@ fn try_hold(
         Err(e) => return Err(e.into()),
     }
     Err(HoldError::NotEnough)
+}
+
+/// After the details form of held booking `booking_id` was saved: the hold lasts
+/// `hold_minutes` from its start (never less than it has already). A hold past its deadline
+/// is not revived. Returns whether the booking was extended.
+pub fn extend_after_details(
+    conn: &mut PgConnection,
+    booking_id: i64,
+    hold_minutes: u32,
+) -> QueryResult<bool> {
+    use ticketing_db::schema::bookings;
+    let full = bookings::created_at + Duration::minutes(i64::from(hold_minutes));
+    let n = diesel::update(
+        bookings::table
+            .find(booking_id)
+            .filter(bookings::state.eq("held"))
+            .filter(bookings::hold_expires_at.gt(diesel::dsl::now))
+            .filter(bookings::hold_expires_at.lt(full)),
+    )
+    .set(bookings::hold_expires_at.eq(full))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 #[derive(QueryableByName)]

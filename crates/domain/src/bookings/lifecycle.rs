@@ -124,10 +124,16 @@ pub fn transition(
         return Ok(None);
     }
     let now = diesel::dsl::now;
+    // The client's address serves only the cap on unpaid holds: not kept past them (test
+    // `hoarding::released_expired_and_paid_holds_free_the_budget`).
+    let client_key = matches!(to, BookingState::Held | BookingState::AwaitingPayment)
+        .then(|| current.client_key.clone())
+        .flatten();
     let updated = diesel::update(bookings::table.find(id))
         .set((
             bookings::state.eq(to.as_str()),
             bookings::updated_at.eq(now),
+            bookings::client_key.eq(client_key),
         ))
         .returning(Booking::as_returning())
         .get_result(conn)?;
@@ -136,6 +142,7 @@ pub fn transition(
             .set(bookings::paid_at.eq(now))
             .execute(conn)?;
     }
+
     if old.holds_seats() && !to.holds_seats() {
         let items = current.items(conn)?;
         let ids: Vec<i64> = items.iter().map(|i| i.ticket_type_id).collect();

@@ -6,5 +6,5 @@ pub mod holds;
 pub mod lifecycle;
 
 pub use availability::Availability;
-pub use holds::{create_hold, HoldError, HoldOutcome, HoldRequest};
+pub use holds::{create_hold, HoldError, HoldLimits, HoldOutcome, HoldRequest};
 pub use lifecycle::{expire_due, transition};
