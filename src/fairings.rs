@@ -1,4 +1,5 @@
-//! Response fairings: structured request logs, security headers, long-lived caching of
+//! Request and response fairings: HEAD answered as GET, addresses with control characters
+//! refused before routing, structured request logs, security headers, long-lived caching of
 //! static files, and `X-Robots-Tag: noindex` on private pages and on every 404 (so a wrong
 //! private token and a missing page answer identically).
 
@@ -32,6 +33,46 @@ impl Fairing for HeadAsGet {
         req.local_cache(|| WasHead(head));
         if head {
             req.set_method(Method::Get);
+        }
+    }
+}
+
+/// Where a request whose address holds control characters is sent (see [`RefuseBadAddress`]).
+pub const BAD_ADDRESS: &str = "/_/bad-address";
+
+/// The message of the 400 page for such a request.
+pub const BAD_ADDRESS_MESSAGE: &str = "The address of this page contains characters that are not allowed (such as %00 or other control characters). Check the link and try again.";
+
+/// Refuses, with a 400 page and before any handler or guard runs, every request whose
+/// percent-decoded path or query holds a control character (NUL, line breaks, tabs, escape
+/// ...) or is not UTF-8: such a value could only be junk or an attack, and PostgreSQL cannot
+/// even store a NUL. The request is turned into `GET /_/bad-address` (a route in
+/// `routes::ops`), so a POST's body is never read either (test
+/// `hardening::control_characters_in_any_address_get_400`).
+pub struct RefuseBadAddress;
+
+/// True when `uri`'s path and query, percent-decoded, are UTF-8 without control characters.
+pub fn address_is_clean(uri: &rocket::http::uri::Origin<'_>) -> bool {
+    let clean = |decoded: Result<std::borrow::Cow<'_, str>, std::str::Utf8Error>| {
+        decoded.is_ok_and(|text| !text.chars().any(char::is_control))
+    };
+    clean(uri.path().raw().percent_decode())
+        && uri.query().is_none_or(|q| clean(q.raw().url_decode()))
+}
+
+#[rocket::async_trait]
+impl Fairing for RefuseBadAddress {
+    fn info(&self) -> Info {
+        Info {
+            name: "refuse addresses with control characters",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        if !address_is_clean(req.uri()) {
+            req.set_method(Method::Get);
+            req.set_uri(rocket::http::uri::Origin::parse(BAD_ADDRESS).expect("valid path"));
         }
     }
 }

@@ -157,6 +157,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .attach(templates)
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
+        .attach(fairings::RefuseBadAddress)
         .attach(fairings::Headers)
         .attach(fairings::OriginPull {
             required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),

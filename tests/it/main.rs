@@ -7,6 +7,7 @@ mod bookings;
 mod cli;
 mod config;
 mod edge;
+mod hardening;
 mod health;
 mod jobs;
 mod mail;
