@@ -133,8 +133,56 @@ impl Fairing for RequestLog {
     }
 }
 
-/// Security and caching headers on every response.
-pub struct Headers;
+/// Security and caching headers on every response: a strict Content-Security-Policy (see
+/// [`content_security_policy`]), HSTS in production, and the rest below (tests
+/// `hardening::every_page_sends_a_strict_csp` and `hardening::hsts_only_in_production`).
+pub struct Headers {
+    /// The `Content-Security-Policy` value.
+    pub csp: String,
+    /// Send `Strict-Transport-Security` (production, which is served over HTTPS only).
+    pub hsts: bool,
+}
+
+impl Headers {
+    /// The headers `config` calls for: HSTS only in production, and forms allowed to go on to
+    /// the approval pages of the configured PayPal mode.
+    pub fn for_config(config: &crate::Config) -> Headers {
+        Headers {
+            csp: content_security_policy(&paypal_web_origin(&config.paypal)),
+            hsts: config.app_env.is_production(),
+        }
+    }
+}
+
+/// The value of `Strict-Transport-Security` in production: a year, subdomains included.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The origin of the pages where buyers approve payments: PayPal's web site for live and
+/// sandbox, and in simulator mode the simulator itself (the origin of `PAYPAL_API_BASE`).
+pub fn paypal_web_origin(settings: &crate::paypal::PayPalSettings) -> String {
+    use crate::paypal::PayPalMode;
+    match settings.mode {
+        PayPalMode::Live => "https://www.paypal.com".into(),
+        PayPalMode::Sandbox => "https://www.sandbox.paypal.com".into(),
+        PayPalMode::Simulator => url::Url::parse(&settings.api_base)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default(),
+    }
+}
+
+/// The Content-Security-Policy of every response: everything from our own origin only, no
+/// inline script or style (templates use static files and classes; the test
+/// `hardening::templates_have_no_inline_script_or_style` keeps it so), no framing, no
+/// `<base>`, no plugins; forms post only to us and to `paypal_web_origin`, because the
+/// checkout's confirm form is answered with a redirect to PayPal's approval page and
+/// browsers apply `form-action` to the redirects that follow a form submission.
+pub fn content_security_policy(paypal_web_origin: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self' {paypal_web_origin}"
+    )
+}
 
 #[rocket::async_trait]
 impl Fairing for Headers {
@@ -147,6 +195,10 @@ impl Fairing for Headers {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let path = req.uri().path();
+        res.set_header(Header::new("Content-Security-Policy", self.csp.clone()));
+        if self.hsts {
+            res.set_header(Header::new("Strict-Transport-Security", HSTS));
+        }
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
         res.set_header(Header::new("X-Frame-Options", "DENY"));
         // A private link must not leak to other sites through the Referer header.

@@ -158,7 +158,7 @@ pub fn rocket(config: &Config, db: Db) -> Rocket<Build> {
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
         .attach(fairings::RefuseBadAddress)
-        .attach(fairings::Headers)
+        .attach(fairings::Headers::for_config(config))
         .attach(fairings::OriginPull {
             required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         })

@@ -299,3 +299,201 @@ async fn admin_fields_refuse_control_characters() {
     let n: i64 = users::table.count().get_result(&mut c).unwrap();
     assert_eq!(n, 1, "only the admin exists");
 }
+
+/// The policy the app sends with the simulator the tests use (PAYPAL_API_BASE's default).
+const LOCAL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' http://127.0.0.1:9000";
+
+#[rocket::async_test]
+async fn every_page_sends_a_strict_csp() {
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    let event = EventSpec::public("gala", 5).insert(&mut c);
+    add_ticket_type(&mut c, &event, "GA", 100, 10);
+    let private = EventSpec::public("hidden", 5)
+        .visibility("private")
+        .insert(&mut c);
+    admin_session(&app, "admin@example.com").await;
+    let private_link = format!("/p/{}", private.private_token.unwrap());
+    for path in [
+        "/",
+        "/events/gala",
+        private_link.as_str(),
+        "/no-such-page",
+        "/events/a%00b",
+        "/admin",
+        "/admin/bookings",
+        &format!("/admin/events/{}", event.id),
+        "/healthz",
+        "/static/app.css",
+    ] {
+        let res = app.client.get(path.to_string()).dispatch().await;
+        let h = res.headers();
+        assert_eq!(
+            h.get_one("Content-Security-Policy"),
+            Some(LOCAL_CSP),
+            "{path}"
+        );
+        assert_eq!(
+            h.get_one("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(h.get_one("X-Frame-Options"), Some("DENY"), "{path}");
+        assert_eq!(h.get_one("Referrer-Policy"), Some("same-origin"), "{path}");
+        assert_eq!(
+            h.get_one("Strict-Transport-Security"),
+            None,
+            "{path}: no HSTS outside production"
+        );
+    }
+    // The admin login page (before login) too.
+    let anon = Client::untracked(ticketing::rocket(
+        &ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap(),
+        ticketing::connect(
+            &ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap(),
+        ),
+    ))
+    .await
+    .unwrap();
+    let res = anon.get("/admin/login").dispatch().await;
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(
+        res.headers().get_one("Content-Security-Policy"),
+        Some(LOCAL_CSP)
+    );
+}
+
+#[test]
+fn hsts_only_in_production() {
+    use base64::Engine;
+    let mut vars = crate::helpers::base_vars("postgres://postgres@127.0.0.1:1/x");
+    let local =
+        ticketing::fairings::Headers::for_config(&ticketing::Config::from_map(&vars).unwrap());
+    assert!(!local.hsts);
+    assert!(
+        local
+            .csp
+            .ends_with("form-action 'self' http://127.0.0.1:9000"),
+        "{}",
+        local.csp
+    );
+    for (k, v) in [
+        ("APP_ENV", "production"),
+        ("BASE_URL", "https://tickets.example.com"),
+        ("PAYPAL_MODE", "live"),
+        ("PAYPAL_CLIENT_ID", "id"),
+        ("PAYPAL_CLIENT_SECRET", "secret"),
+        ("PAYPAL_WEBHOOK_ID", "WH-1"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("MAIL_FROM", "tickets@example.com"),
+    ] {
+        vars.insert(k.into(), v.into());
+    }
+    vars.insert(
+        "SECRET_KEY".into(),
+        base64::engine::general_purpose::STANDARD.encode(ticketing::tokens::random_bytes(64)),
+    );
+    let production = ticketing::Config::from_map(&vars).unwrap();
+    let headers = ticketing::fairings::Headers::for_config(&production);
+    assert!(headers.hsts);
+    assert_eq!(
+        ticketing::fairings::HSTS,
+        "max-age=31536000; includeSubDomains"
+    );
+    assert!(
+        headers
+            .csp
+            .ends_with("form-action 'self' https://www.paypal.com"),
+        "{}",
+        headers.csp
+    );
+    vars.insert("APP_ENV".into(), "local".into());
+    vars.insert("PAYPAL_MODE".into(), "sandbox".into());
+    let sandbox =
+        ticketing::fairings::Headers::for_config(&ticketing::Config::from_map(&vars).unwrap());
+    assert!(!sandbox.hsts);
+    assert!(sandbox
+        .csp
+        .ends_with("form-action 'self' https://www.sandbox.paypal.com"));
+}
+
+#[rocket::async_test]
+async fn hsts_is_sent_when_turned_on() {
+    // The header itself, through a real response (production turns it on: above).
+    let rocket = rocket::build()
+        .attach(ticketing::fairings::Headers {
+            csp: "default-src 'self'".into(),
+            hsts: true,
+        })
+        .mount("/", rocket::routes![hello]);
+    let client = Client::untracked(rocket).await.unwrap();
+    let res = client.get("/").dispatch().await;
+    assert_eq!(
+        res.headers().get_one("Strict-Transport-Security"),
+        Some(ticketing::fairings::HSTS)
+    );
+}
+
+#[rocket::get("/")]
+fn hello() -> &'static str {
+    "hello"
+}
+
+/// Every template that is served (mail templates are not) uses no inline script, no inline
+/// style and no event-handler attributes, which the CSP would block.
+#[test]
+fn templates_have_no_inline_script_or_style() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "mail") {
+                    walk(&p, out);
+                }
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+        &mut files,
+    );
+    assert!(files.len() > 15, "{files:?}");
+    let handler = |text: &str| {
+        text.match_indices(" on").any(|(i, _)| {
+            let rest = &text[i + 3..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase())
+                .collect();
+            !name.is_empty() && rest[name.len()..].starts_with('=')
+        })
+    };
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap().to_lowercase();
+        for (i, _) in text.match_indices("<script") {
+            let tag = &text[i..text[i..].find('>').map_or(text.len(), |e| i + e)];
+            if !tag.contains(" src=") {
+                found.push(format!("{}: inline <script>", f.display()));
+            }
+        }
+        if text.contains("<style") {
+            found.push(format!("{}: <style> block", f.display()));
+        }
+        if text.contains(" style=") {
+            found.push(format!("{}: style= attribute", f.display()));
+        }
+        if handler(&text) {
+            found.push(format!("{}: on...= handler attribute", f.display()));
+        }
+        if text.contains("javascript:") {
+            found.push(format!("{}: javascript: URL", f.display()));
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+    // The inline SVGs the app writes (sales chart, QR codes) carry no style either.
+    assert!(!ticketing::routes::checkout::qr_svg("ABC123").contains("style="));
+}
