@@ -77,11 +77,15 @@ impl Fairing for RefuseBadAddress {
     }
 }
 
-/// Logs one line per request with method, path, status and duration (tracing).
+/// Logs one line per request with method, path (as it arrived, before any fairing rewrote
+/// it, and redacted by [`crate::redact`]), status and duration (tracing).
 pub struct RequestLog;
 
 #[derive(Clone, Copy)]
 struct Started(Instant);
+
+/// The path a request arrived with, redacted.
+struct ArrivedPath(String);
 
 #[rocket::async_trait]
 impl Fairing for RequestLog {
@@ -94,6 +98,8 @@ impl Fairing for RequestLog {
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
         req.local_cache(|| Started(Instant::now()));
+        let path = crate::redact::redact(req.uri().path().as_str()).into_owned();
+        req.local_cache(|| ArrivedPath(path));
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
@@ -117,7 +123,11 @@ impl Fairing for RequestLog {
             elapsed.as_secs_f64(),
         );
         // Secret tokens in paths (private links, booking pages) are never logged.
-        let shown = redact_tokens(req.uri().path().as_str());
+        let shown = &req
+            .local_cache(|| {
+                ArrivedPath(crate::redact::redact(req.uri().path().as_str()).into_owned())
+            })
+            .0;
         let client = crate::net::client_ip(req)
             .map(|ip| ip.to_string())
             .unwrap_or_default();
@@ -225,20 +235,6 @@ impl Fairing for Headers {
             res.set_header(Header::new("Cache-Control", "no-cache"));
         }
     }
-}
-
-/// Replaces every path segment that looks like a secret token with `<token>`.
-pub fn redact_tokens(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            if seg.len() >= 22 && crate::tokens::looks_like_token(seg) {
-                "<token>"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Where requests without Cloudflare's client certificate are sent (see [`OriginPull`]).

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod redact;
 pub mod routes;
 pub mod seed;
 pub mod views;
