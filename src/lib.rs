@@ -50,11 +50,16 @@ pub struct AppInfo {
 
 /// Connects the pool for `config` (without waiting for the server).
 pub fn connect(config: &Config) -> Db {
-    Db::new(
+    Db::from(ticketing_db::Db::with_timeouts(
         &config.database_url,
         config.database_pool_size,
         Duration::from_secs(config.database_timeout_secs),
-    )
+        ticketing_db::Timeouts {
+            statement: Duration::from_secs(config.database_statement_timeout_secs),
+            lock: Duration::from_secs(config.database_lock_timeout_secs),
+            ..ticketing_db::Timeouts::default()
+        },
+    ))
 }
 
 /// A pool for a one-shot command: no connections opened in the background.

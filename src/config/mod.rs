@@ -54,6 +54,10 @@ pub struct Config {
     pub database_url: String,
     pub database_pool_size: u32,
     pub database_timeout_secs: u64,
+    /// `statement_timeout` of every pooled connection (`DATABASE_STATEMENT_TIMEOUT_SECONDS`).
+    pub database_statement_timeout_secs: u64,
+    /// `lock_timeout` of every pooled connection (`DATABASE_LOCK_TIMEOUT_SECONDS`).
+    pub database_lock_timeout_secs: u64,
     pub bind_address: IpAddr,
     pub port: u16,
     pub workers: usize,
@@ -139,6 +143,14 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_pool_size", &self.database_pool_size)
             .field("database_timeout_secs", &self.database_timeout_secs)
+            .field(
+                "database_statement_timeout_secs",
+                &self.database_statement_timeout_secs,
+            )
+            .field(
+                "database_lock_timeout_secs",
+                &self.database_lock_timeout_secs,
+            )
             .field("bind_address", &self.bind_address)
             .field("port", &self.port)
             .field("workers", &self.workers)
@@ -298,6 +310,18 @@ impl Config {
             5u64,
             "a whole number of seconds from 1 to 120",
             |n| (1..=120).contains(n),
+        );
+        let database_statement_timeout_secs = r.parsed(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+            15u64,
+            "a whole number of seconds from 1 to 3600",
+            |n| (1..=3600).contains(n),
+        );
+        let database_lock_timeout_secs = r.parsed(
+            "DATABASE_LOCK_TIMEOUT_SECONDS",
+            5u64,
+            "a whole number of seconds from 1 to 600",
+            |n| (1..=600).contains(n),
         );
 
         let default_bind: IpAddr = if production {
@@ -520,6 +544,8 @@ impl Config {
             database_url,
             database_pool_size,
             database_timeout_secs,
+            database_statement_timeout_secs,
+            database_lock_timeout_secs,
             bind_address,
             port,
             workers,

