@@ -165,7 +165,8 @@ pub fn render_error(req: &Request<'_>, status: Status, message: &str) -> respons
 impl<'r> Responder<'r, 'static> for AppError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if self.status.code >= 500 {
-            tracing::error!(status = self.status.code, source = ?self.source, path = %req.uri(), "request failed");
+            let path = crate::redact::redact(req.uri().path().as_str()).into_owned();
+            tracing::error!(status = self.status.code, source = ?self.source, path = %path, "request failed");
         } else if let Some(source) = &self.source {
             tracing::debug!(status = self.status.code, source = %source, "request refused");
         }

@@ -1,4 +1,5 @@
-//! Response fairings: structured request logs, security headers, long-lived caching of
+//! Request and response fairings: HEAD answered as GET, addresses with control characters
+//! refused before routing, structured request logs, security headers, long-lived caching of
 //! static files, and `X-Robots-Tag: noindex` on private pages and on every 404 (so a wrong
 //! private token and a missing page answer identically).
 
@@ -36,11 +37,55 @@ impl Fairing for HeadAsGet {
     }
 }
 
-/// Logs one line per request with method, path, status and duration (tracing).
+/// Where a request whose address holds control characters is sent (see [`RefuseBadAddress`]).
+pub const BAD_ADDRESS: &str = "/_/bad-address";
+
+/// The message of the 400 page for such a request.
+pub const BAD_ADDRESS_MESSAGE: &str = "The address of this page contains characters that are not allowed (such as %00 or other control characters). Check the link and try again.";
+
+/// Refuses, with a 400 page and before any handler or guard runs, every request whose
+/// percent-decoded path or query holds a control character (NUL, line breaks, tabs, escape
+/// ...) or is not UTF-8: such a value could only be junk or an attack, and PostgreSQL cannot
+/// even store a NUL. The request is turned into `GET /_/bad-address` (a route in
+/// `routes::ops`), so a POST's body is never read either (test
+/// `hardening::control_characters_in_any_address_get_400`).
+pub struct RefuseBadAddress;
+
+/// True when `uri`'s path and query, percent-decoded, are UTF-8 without control characters.
+pub fn address_is_clean(uri: &rocket::http::uri::Origin<'_>) -> bool {
+    let clean = |decoded: Result<std::borrow::Cow<'_, str>, std::str::Utf8Error>| {
+        decoded.is_ok_and(|text| !text.chars().any(char::is_control))
+    };
+    clean(uri.path().raw().percent_decode())
+        && uri.query().is_none_or(|q| clean(q.raw().url_decode()))
+}
+
+#[rocket::async_trait]
+impl Fairing for RefuseBadAddress {
+    fn info(&self) -> Info {
+        Info {
+            name: "refuse addresses with control characters",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        if !address_is_clean(req.uri()) {
+            req.set_method(Method::Get);
+            req.set_uri(rocket::http::uri::Origin::parse(BAD_ADDRESS).expect("valid path"));
+        }
+    }
+}
+
+/// Logs one line per request with method, path (as it arrived, before any fairing rewrote
+/// it, and redacted by [`crate::redact`]), status and duration (tracing).
 pub struct RequestLog;
 
 #[derive(Clone, Copy)]
 struct Started(Instant);
+
+/// The path a request arrived with, redacted.
+struct ArrivedPath(String);
 
 #[rocket::async_trait]
 impl Fairing for RequestLog {
@@ -53,6 +98,8 @@ impl Fairing for RequestLog {
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
         req.local_cache(|| Started(Instant::now()));
+        let path = crate::redact::redact(req.uri().path().as_str()).into_owned();
+        req.local_cache(|| ArrivedPath(path));
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
@@ -76,7 +123,11 @@ impl Fairing for RequestLog {
             elapsed.as_secs_f64(),
         );
         // Secret tokens in paths (private links, booking pages) are never logged.
-        let shown = redact_tokens(req.uri().path().as_str());
+        let shown = &req
+            .local_cache(|| {
+                ArrivedPath(crate::redact::redact(req.uri().path().as_str()).into_owned())
+            })
+            .0;
         let client = crate::net::client_ip(req)
             .map(|ip| ip.to_string())
             .unwrap_or_default();
@@ -92,8 +143,56 @@ impl Fairing for RequestLog {
     }
 }
 
-/// Security and caching headers on every response.
-pub struct Headers;
+/// Security and caching headers on every response: a strict Content-Security-Policy (see
+/// [`content_security_policy`]), HSTS in production, and the rest below (tests
+/// `hardening::every_page_sends_a_strict_csp` and `hardening::hsts_only_in_production`).
+pub struct Headers {
+    /// The `Content-Security-Policy` value.
+    pub csp: String,
+    /// Send `Strict-Transport-Security` (production, which is served over HTTPS only).
+    pub hsts: bool,
+}
+
+impl Headers {
+    /// The headers `config` calls for: HSTS only in production, and forms allowed to go on to
+    /// the approval pages of the configured PayPal mode.
+    pub fn for_config(config: &crate::Config) -> Headers {
+        Headers {
+            csp: content_security_policy(&paypal_web_origin(&config.paypal)),
+            hsts: config.app_env.is_production(),
+        }
+    }
+}
+
+/// The value of `Strict-Transport-Security` in production: a year, subdomains included.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The origin of the pages where buyers approve payments: PayPal's web site for live and
+/// sandbox, and in simulator mode the simulator itself (the origin of `PAYPAL_API_BASE`).
+pub fn paypal_web_origin(settings: &crate::paypal::PayPalSettings) -> String {
+    use crate::paypal::PayPalMode;
+    match settings.mode {
+        PayPalMode::Live => "https://www.paypal.com".into(),
+        PayPalMode::Sandbox => "https://www.sandbox.paypal.com".into(),
+        PayPalMode::Simulator => url::Url::parse(&settings.api_base)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default(),
+    }
+}
+
+/// The Content-Security-Policy of every response: everything from our own origin only, no
+/// inline script or style (templates use static files and classes; the test
+/// `hardening::templates_have_no_inline_script_or_style` keeps it so), no framing, no
+/// `<base>`, no plugins; forms post only to us and to `paypal_web_origin`, because the
+/// checkout's confirm form is answered with a redirect to PayPal's approval page and
+/// browsers apply `form-action` to the redirects that follow a form submission.
+pub fn content_security_policy(paypal_web_origin: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self' {paypal_web_origin}"
+    )
+}
 
 #[rocket::async_trait]
 impl Fairing for Headers {
@@ -106,6 +205,10 @@ impl Fairing for Headers {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let path = req.uri().path();
+        res.set_header(Header::new("Content-Security-Policy", self.csp.clone()));
+        if self.hsts {
+            res.set_header(Header::new("Strict-Transport-Security", HSTS));
+        }
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
         res.set_header(Header::new("X-Frame-Options", "DENY"));
         // A private link must not leak to other sites through the Referer header.
@@ -132,20 +235,6 @@ impl Fairing for Headers {
             res.set_header(Header::new("Cache-Control", "no-cache"));
         }
     }
-}
-
-/// Replaces every path segment that looks like a secret token with `<token>`.
-pub fn redact_tokens(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            if seg.len() >= 22 && crate::tokens::looks_like_token(seg) {
-                "<token>"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Where requests without Cloudflare's client certificate are sent (see [`OriginPull`]).

@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod redact;
 pub mod routes;
 pub mod seed;
 pub mod twofactor;
@@ -53,11 +54,16 @@ pub struct AppInfo {
 
 /// Connects the pool for `config` (without waiting for the server).
 pub fn connect(config: &Config) -> Db {
-    Db::new(
+    Db::from(ticketing_db::Db::with_timeouts(
         &config.database_url,
         config.database_pool_size,
         Duration::from_secs(config.database_timeout_secs),
-    )
+        ticketing_db::Timeouts {
+            statement: Duration::from_secs(config.database_statement_timeout_secs),
+            lock: Duration::from_secs(config.database_lock_timeout_secs),
+            ..ticketing_db::Timeouts::default()
+        },
+    ))
 }
 
 /// A pool for a one-shot command: no connections opened in the background.
@@ -212,7 +218,8 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .attach(templates)
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
-        .attach(fairings::Headers)
+        .attach(fairings::RefuseBadAddress)
+        .attach(fairings::Headers::for_config(config))
         .attach(fairings::OriginPull {
             required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         })

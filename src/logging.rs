@@ -1,4 +1,6 @@
 //! Logging setup: tracing to stdout, human-readable locally and JSON lines in production.
+//! Every line, Rocket's and libraries' included (through `log`), is written through
+//! [`crate::redact`], so no secret token reaches the log.
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +15,9 @@ pub fn init(config: &Config) {
         format!("{},rocket=warn,rocket_dyn_templates=warn", config.log_level)
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::redact::RedactedStdout);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),

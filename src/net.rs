@@ -30,18 +30,79 @@ impl TrustedProxies {
     }
 }
 
-/// Parses a ranges file: one CIDR per line; blank lines and `#` comments are skipped.
+/// The shortest IPv4 prefix accepted in a ranges file: Cloudflare's widest published v4
+/// ranges are /13 (104.16.0.0/13, 172.64.0.0/13); one step of slack.
+pub const WIDEST_V4_PREFIX: u8 = 12;
+/// The shortest IPv6 prefix accepted: Cloudflare's widest v6 range is /29 (2a06:98c0::/29).
+pub const WIDEST_V6_PREFIX: u8 = 28;
+
+/// Parses a ranges file: one CIDR per line; blank lines and `#` comments are skipped. A
+/// range wider than any Cloudflare publishes (`0.0.0.0/0`, `::/0`, anything shorter than
+/// /12 or /28) and a range that reaches private, loopback, link-local or other non-public
+/// addresses are refused: trusting them would let anyone forge `CF-Connecting-IP` (test
+/// `refuses_ranges_wider_than_cloudflare_publishes`).
 pub fn parse_ranges(text: &str) -> Result<Vec<IpNet>, String> {
     text.lines()
         .enumerate()
         .map(|(n, line)| (n + 1, line.split('#').next().unwrap_or("").trim()))
         .filter(|(_, line)| !line.is_empty())
         .map(|(n, line)| {
-            line.parse::<IpNet>().map_err(|_| {
+            let net = line.parse::<IpNet>().map_err(|_| {
                 format!("line {n}: {line:?} is not a CIDR range such as 173.245.48.0/20")
-            })
+            })?;
+            let widest = match net {
+                IpNet::V4(_) => WIDEST_V4_PREFIX,
+                IpNet::V6(_) => WIDEST_V6_PREFIX,
+            };
+            if net.prefix_len() < widest {
+                return Err(format!(
+                    "line {n}: {line:?} is wider than any range Cloudflare publishes (the widest are /13 for IPv4 and /29 for IPv6; shorter than /{widest} is refused)"
+                ));
+            }
+            if !is_public(&net) {
+                return Err(format!(
+                    "line {n}: {line:?} reaches private, loopback or other non-public addresses, which are never Cloudflare's"
+                ));
+            }
+            Ok(net)
         })
         .collect()
+}
+
+/// True when no address of `net` is in a special-purpose block (private, shared, loopback,
+/// link-local, documentation, multicast, reserved; IPv6 unique-local, link-local, multicast
+/// and mapped IPv4).
+fn is_public(net: &IpNet) -> bool {
+    const SPECIAL_V4: &[&str] = &[
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/3",
+    ];
+    const SPECIAL_V6: &[&str] = &[
+        "::/8",
+        "64:ff9b::/96",
+        "100::/64",
+        "2001:db8::/32",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ];
+    let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
+    SPECIAL_V4
+        .iter()
+        .chain(SPECIAL_V6)
+        .filter_map(|s| s.parse::<IpNet>().ok())
+        .all(|special| !overlaps(net, &special))
 }
 
 /// Reads and parses a ranges file.
@@ -240,6 +301,34 @@ mod tests {
         assert!(parse_ranges("173.245.48.0/99")
             .unwrap_err()
             .contains("line 1"));
+    }
+
+    #[test]
+    fn refuses_ranges_wider_than_cloudflare_publishes() {
+        let published = include_str!("../config/cloudflare-ips.txt");
+        assert_eq!(parse_ranges(published).unwrap().len(), 22);
+        for (range, says) in [
+            ("0.0.0.0/0", "wider"),
+            ("::/0", "wider"),
+            ("104.0.0.0/8", "wider"),
+            ("104.16.0.0/11", "wider"),
+            ("2400::/16", "wider"),
+            ("2a06:98c0::/27", "wider"),
+            ("10.1.0.0/16", "non-public"),
+            ("192.168.1.0/24", "non-public"),
+            ("127.0.0.1/32", "non-public"),
+            ("172.16.0.0/12", "non-public"),
+            ("100.64.0.0/16", "non-public"),
+            ("169.254.0.0/16", "non-public"),
+            ("::1/128", "non-public"),
+            ("fd00::/48", "non-public"),
+            ("fe80::/64", "non-public"),
+            ("::ffff:0:0/96", "non-public"),
+        ] {
+            let e = parse_ranges(&format!("173.245.48.0/20\n{range}\n")).unwrap_err();
+            assert!(e.starts_with("line 2:") && e.contains(says), "{range}: {e}");
+        }
+        assert!(parse_ranges("104.16.0.0/12\n2a06:98c0::/28\n").is_ok());
     }
 
     #[test]

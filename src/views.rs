@@ -1,5 +1,6 @@
 //! Serializable view models for templates: events and ticket types as a buyer sees them,
-//! with prices formatted and times shown in the event's own time zone.
+//! with prices formatted and times shown in the event's own time zone; and the one reading
+//! of a `page=` parameter every paginated list uses ([`page_number`], [`page_offset`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,6 +8,24 @@ use serde::Serialize;
 use crate::models::ticket_type::SaleState;
 use crate::models::{Event, TicketType};
 use crate::timefmt;
+
+/// The highest page number any list shows; larger numbers are read as this one.
+pub const MAX_PAGE: i64 = 100_000;
+
+/// A `page=` parameter as a page number from 1 to [`MAX_PAGE`]: missing, zero, negative and
+/// huge values are clamped, so no page number can overflow an offset or reach the database
+/// as a negative OFFSET (tests `page_numbers_are_clamped` and
+/// `hardening::page_numbers_never_fail`).
+pub fn page_number(page: Option<i64>) -> i64 {
+    page.unwrap_or(1).clamp(1, MAX_PAGE)
+}
+
+/// The OFFSET of page `page` (1-based) of `per_page` rows; never negative, never overflows.
+pub fn page_offset(page: i64, per_page: i64) -> i64 {
+    page.clamp(1, MAX_PAGE)
+        .saturating_sub(1)
+        .saturating_mul(per_page.max(0))
+}
 
 /// An event in the listing.
 #[derive(Debug, Serialize)]
@@ -140,4 +159,23 @@ pub fn paragraphs(text: &str) -> Vec<String> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    #[test]
+    fn page_numbers_are_clamped() {
+        assert_eq!(page_number(None), 1);
+        assert_eq!(page_number(Some(0)), 1);
+        assert_eq!(page_number(Some(-5)), 1);
+        assert_eq!(page_number(Some(i64::MIN)), 1);
+        assert_eq!(page_number(Some(7)), 7);
+        assert_eq!(page_number(Some(i64::MAX)), MAX_PAGE);
+        assert_eq!(page_offset(1, 25), 0);
+        assert_eq!(page_offset(3, 25), 50);
+        assert_eq!(page_offset(i64::MAX, i64::MAX), i64::MAX);
+        assert_eq!(page_offset(i64::MIN, 25), 0);
+    }
 }

@@ -54,6 +54,10 @@ pub struct Config {
     pub database_url: String,
     pub database_pool_size: u32,
     pub database_timeout_secs: u64,
+    /// `statement_timeout` of every pooled connection (`DATABASE_STATEMENT_TIMEOUT_SECONDS`).
+    pub database_statement_timeout_secs: u64,
+    /// `lock_timeout` of every pooled connection (`DATABASE_LOCK_TIMEOUT_SECONDS`).
+    pub database_lock_timeout_secs: u64,
     pub bind_address: IpAddr,
     pub port: u16,
     pub workers: usize,
@@ -156,6 +160,14 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_pool_size", &self.database_pool_size)
             .field("database_timeout_secs", &self.database_timeout_secs)
+            .field(
+                "database_statement_timeout_secs",
+                &self.database_statement_timeout_secs,
+            )
+            .field(
+                "database_lock_timeout_secs",
+                &self.database_lock_timeout_secs,
+            )
             .field("bind_address", &self.bind_address)
             .field("port", &self.port)
             .field("workers", &self.workers)
@@ -183,6 +195,42 @@ impl fmt::Debug for Config {
             )
             .field("admin_require_two_factor", &self.admin_require_two_factor)
             .finish()
+    }
+}
+
+/// Why a 64-byte key is too regular to be random, or `None` when it looks random. A key from
+/// `openssl rand` passes with a wide margin: 64 random bytes have about 57 distinct values
+/// (fewer than 32 is about nine standard deviations away), as many distinct differences
+/// between neighbours, about 5.7 bits of Shannon entropy per byte over their own
+/// distribution, and no period. All-zero keys, counting sequences, repeated chunks and
+/// short texts fail (tests `weak_secret_keys_are_recognised` and
+/// `config::production_refuses_a_weak_secret_key`).
+pub fn weak_key(bytes: &[u8]) -> Option<&'static str> {
+    fn distinct(values: impl Iterator<Item = u8>) -> usize {
+        let mut seen = [false; 256];
+        values.for_each(|v| seen[v as usize] = true);
+        seen.iter().filter(|s| **s).count()
+    }
+    let n = bytes.len();
+    let mut counts = [0u32; 256];
+    bytes.iter().for_each(|b| counts[*b as usize] += 1);
+    let entropy: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n as f64;
+            -p * p.log2()
+        })
+        .sum();
+    let periodic = (1..=n / 2).any(|p| (p..n).all(|i| bytes[i] == bytes[i - p]));
+    if periodic {
+        Some("it repeats a pattern")
+    } else if distinct(bytes.iter().copied()) < n / 2 || entropy < 4.5 {
+        Some("too few distinct byte values")
+    } else if distinct(bytes.windows(2).map(|w| w[1].wrapping_sub(w[0]))) < n / 2 {
+        Some("its bytes follow a sequence")
+    } else {
+        None
     }
 }
 
@@ -286,6 +334,18 @@ impl Config {
             "a whole number of seconds from 1 to 120",
             |n| (1..=120).contains(n),
         );
+        let database_statement_timeout_secs = r.parsed(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+            15u64,
+            "a whole number of seconds from 1 to 3600",
+            |n| (1..=3600).contains(n),
+        );
+        let database_lock_timeout_secs = r.parsed(
+            "DATABASE_LOCK_TIMEOUT_SECONDS",
+            5u64,
+            "a whole number of seconds from 1 to 600",
+            |n| (1..=600).contains(n),
+        );
 
         let default_bind: IpAddr = if production {
             "0.0.0.0".parse().unwrap()
@@ -338,6 +398,16 @@ impl Config {
 
         let (secret_key, secret_key_generated) = match r.raw("SECRET_KEY") {
             Some(text) => match base64::engine::general_purpose::STANDARD.decode(&text) {
+                Ok(bytes) if bytes.len() == 64 && production && weak_key(&bytes).is_some() => {
+                    r.problem(
+                        "SECRET_KEY",
+                        format!(
+                            "is not random enough for production ({}); make a new one with: openssl rand -base64 64 | tr -d '\\n'",
+                            weak_key(&bytes).unwrap_or_default()
+                        ),
+                    );
+                    (bytes, false)
+                }
                 Ok(bytes) if bytes.len() == 64 => (bytes, false),
                 _ => {
                     r.problem(
@@ -536,6 +606,8 @@ impl Config {
             database_url,
             database_pool_size,
             database_timeout_secs,
+            database_statement_timeout_secs,
+            database_lock_timeout_secs,
             bind_address,
             port,
             workers,
@@ -638,6 +710,31 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn weak_secret_keys_are_recognised() {
+        for _ in 0..2000 {
+            let key = crate::tokens::random_bytes(64);
+            assert_eq!(weak_key(&key), None, "{key:?}");
+        }
+        let chunk = crate::tokens::random_bytes(16);
+        let half = crate::tokens::random_bytes(32);
+        let text = b"my-secret-key-for-the-tickets-site-dont-tell-anyone-ok-thanks!!!";
+        let weak: Vec<(&str, Vec<u8>)> = vec![
+            ("zero bytes", vec![0; 64]),
+            ("one byte", vec![7; 64]),
+            ("two values", (0..64).map(|i| (i % 2) as u8 * 255).collect()),
+            ("counting", (0..64).collect()),
+            ("counting by 3", (0..64).map(|i| (i * 3) as u8).collect()),
+            ("a repeated chunk", chunk.repeat(4)),
+            ("a repeated half", half.repeat(2)),
+            ("a short text", text.to_vec()),
+        ];
+        for (what, key) in weak {
+            assert_eq!(key.len(), 64, "{what}");
+            assert!(weak_key(&key).is_some(), "{what}: {key:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub fn routes() -> Vec<Route> {
     routes![
         healthz,
         client_certificate_required,
+        bad_address,
         crate::metrics::metrics,
         not_found
     ]
@@ -27,6 +28,13 @@ fn client_certificate_required() -> AppError {
         Status::Forbidden,
         "This server only answers requests that come through Cloudflare.",
     )
+}
+
+/// The answer to a request whose address holds control characters (see
+/// `fairings::RefuseBadAddress`).
+#[get("/_/bad-address")]
+fn bad_address() -> AppError {
+    AppError::bad_request(crate::fairings::BAD_ADDRESS_MESSAGE)
 }
 
 /// Every GET (and HEAD) that no other route takes: the same 404 page as the catcher gives

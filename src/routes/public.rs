@@ -39,15 +39,19 @@ async fn listing(
     templates: Metadata<'_>,
     page: Option<i64>,
 ) -> AppResult<RawHtml<String>> {
-    let page = page.unwrap_or(1).clamp(1, 100_000);
+    let page = crate::views::page_number(page);
     let html = match cache.get(&page) {
         Some(html) => html,
         None => {
             let now = Utc::now();
             let (cards, total) = db
                 .run(move |conn| {
-                    let (events, total) =
-                        Event::list_upcoming_public(conn, now, PAGE_SIZE, (page - 1) * PAGE_SIZE)?;
+                    let (events, total) = Event::list_upcoming_public(
+                        conn,
+                        now,
+                        PAGE_SIZE,
+                        crate::views::page_offset(page, PAGE_SIZE),
+                    )?;
                     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
                     let types = TicketType::for_events(conn, &ids)?;
                     let cards: Vec<EventCard> = events

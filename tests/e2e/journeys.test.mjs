@@ -136,8 +136,11 @@ async function adminLogin(w, email, password) {
   await page.waitForURL((u) => !u.pathname.startsWith("/admin/login"));
 }
 
-/** Opens an email's HTML part as a page, the way a mail client shows it. */
+/** Opens an email's HTML part as a page, the way a mail client shows it: in a blank page,
+ * not over one of the site's pages, whose Content-Security-Policy (no inline style) would
+ * otherwise apply to the mail. */
 async function openMail(w, mail, name) {
+  await w.page.goto("about:blank");
   await w.page.setContent(mail.html, { waitUntil: "load" });
   await w.check(name);
 }

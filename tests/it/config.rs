@@ -42,6 +42,16 @@ fn malformed_values_are_named_with_what_is_expected() {
         ("PORT", "eighty", "port number"),
         ("PORT", "70000", "port number"),
         ("DATABASE_POOL_SIZE", "0", "whole number"),
+        (
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+            "0",
+            "seconds from 1 to 3600",
+        ),
+        (
+            "DATABASE_LOCK_TIMEOUT_SECONDS",
+            "forever",
+            "seconds from 1 to 600",
+        ),
         ("DATABASE_URL", "mysql://x/y", "postgres://"),
         ("APP_ENV", "staging", "\"local\" or \"production\""),
         ("SECRET_KEY", "too-short", "64 random bytes"),
@@ -109,7 +119,98 @@ fn production(v: &mut HashMap<String, String>) {
     use base64::Engine;
     v.insert(
         "SECRET_KEY".into(),
-        base64::engine::general_purpose::STANDARD.encode([7u8; 64]),
+        base64::engine::general_purpose::STANDARD.encode(ticketing::tokens::random_bytes(64)),
+    );
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn production_refuses_a_weak_secret_key() {
+    let counting: Vec<u8> = (0..64).collect();
+    for key in [
+        vec![0u8; 64],
+        vec![7u8; 64],
+        counting,
+        b"0123456789abcdef".repeat(4),
+    ] {
+        let e = err_with(|v| {
+            production(v);
+            v.insert("SECRET_KEY".into(), b64(&key));
+        });
+        assert!(e.mentions("SECRET_KEY"), "{key:?}: {e}");
+        let line = e
+            .to_string()
+            .lines()
+            .find(|l| l.trim_start().starts_with("SECRET_KEY:"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(line.contains("not random enough"), "{line}");
+        assert!(line.contains("openssl rand -base64 64"), "{line}");
+    }
+    // A random key passes; locally a weak key is tolerated (development).
+    let e = err_with(production);
+    assert!(!e.mentions("SECRET_KEY"), "{e}");
+    let mut v = vars();
+    v.insert("SECRET_KEY".into(), b64(&[0u8; 64]));
+    assert!(Config::from_map(&v).is_ok());
+}
+
+#[test]
+fn a_ranges_file_wider_than_cloudflare_publishes_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ranges-{}", ticketing::tokens::url_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (range, says) in [
+        ("0.0.0.0/0", "wider than any range Cloudflare publishes"),
+        ("::/0", "wider than any range Cloudflare publishes"),
+        ("104.0.0.0/8", "wider than any range Cloudflare publishes"),
+        ("10.1.0.0/16", "non-public"),
+        ("127.0.0.1/32", "non-public"),
+    ] {
+        let file = dir.join("ips.txt");
+        std::fs::write(&file, format!("# Cloudflare\n173.245.48.0/20\n{range}\n")).unwrap();
+        let e = err_with(|v| {
+            v.insert("CLOUDFLARE_IPS_FILE".into(), file.display().to_string());
+        });
+        assert!(e.mentions("CLOUDFLARE_IPS_FILE"), "{range}: {e}");
+        assert!(e.to_string().contains("line 3"), "{range}: {e}");
+        assert!(e.to_string().contains(says), "{range}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_binary_refuses_weak_production_settings_and_names_them() {
+    let dir = std::env::temp_dir().join(format!("weak-{}", ticketing::tokens::url_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ranges = dir.join("ips.txt");
+    std::fs::write(&ranges, "0.0.0.0/0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "production")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")
+        .env("SECRET_KEY", b64(&[0u8; 64]))
+        .env("CLOUDFLARE_IPS_FILE", &ranges)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("SECRET_KEY: is not random enough"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "CLOUDFLARE_IPS_FILE: expected a file of CIDR ranges: line 1: \"0.0.0.0/0\" is wider"
+        ),
+        "{stderr}"
     );
 }
 

@@ -350,3 +350,87 @@ fn the_server_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Secret tokens (private links, booking and waiver links, PayPal return states, login
+/// `next=`) never reach the log, whatever the request: HEAD, a wrong method, an unknown
+/// sub-path, a refused address, or a 5xx (the database dropped under the running server).
+#[test]
+fn secret_tokens_never_reach_the_log() {
+    let db = TestDb::migrated();
+    let mut c = db.conn();
+    let event = EventSpec::public("hidden", 5)
+        .visibility("private")
+        .insert(&mut c);
+    add_ticket_type(&mut c, &event, "GA", 100, 10);
+    let private = event.private_token.clone().unwrap();
+    // Booking and waiver tokens, and a PayPal return state, as the app makes them.
+    let booking = ticketing::tokens::url_token(18);
+    let waiver = ticketing::tokens::url_token(18);
+    let state = ticketing::tokens::derived("paypal-return", &booking);
+    drop(c);
+    let secrets = [private.as_str(), &booking, &waiver, &state];
+
+    let log = std::env::temp_dir().join(format!("redact-test-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let (mut child, port) = spawn_binary(&db, Some(&log));
+    let requests = |phase: &str| {
+        let mut statuses = Vec::new();
+        for (method, path) in [
+            ("GET", format!("/p/{private}")),
+            ("HEAD", format!("/p/{private}")),
+            ("PUT", format!("/p/{private}")),
+            ("DELETE", format!("/bookings/{booking}")),
+            ("POST", format!("/p/{private}/availability")),
+            ("GET", format!("/p/{private}/no/such/page")),
+            ("GET", format!("/p/{private}.json")),
+            ("PATCH", format!("/waivers/{waiver}/sign")),
+            ("GET", format!("/waivers/{waiver}?x=1")),
+            ("HEAD", format!("/bookings/{booking}/calendar.ics")),
+            ("GET", format!("/checkout/{booking}/review")),
+            ("GET", format!("/admin/login?next=%2Fp%2F{private}")),
+            ("GET", format!("/admin/login?next=/bookings/{booking}")),
+            (
+                "GET",
+                format!("/payments/paypal/return?token=5O190127TN364715T&state={state}"),
+            ),
+            (
+                "GET",
+                format!("/payments/paypal/cancel?state={state}&token=5O190127TN364715T"),
+            ),
+            ("GET", format!("/p/{private}%00")),
+            ("GET", format!("/P/{private}")),
+        ] {
+            let (head, _) = raw_request(port, method, &path);
+            statuses.push(format!(
+                "{phase} {method} {path}: {}",
+                head.lines().next().unwrap_or("")
+            ));
+        }
+        statuses
+    };
+    let before = requests("up");
+    // A 5xx for each token-bearing page: the database is gone under the running server.
+    db.drop_now();
+    let after = requests("down");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        after.iter().any(|s| s.contains(" 503")),
+        "the requests after the drop got 5xx: {after:#?}"
+    );
+    assert!(
+        text.contains("\"status\":503"),
+        "5xx answers are logged:\n{text}"
+    );
+    assert!(
+        text.contains("<token>"),
+        "paths are logged, redacted:\n{text}"
+    );
+    for secret in secrets {
+        if let Some(line) = text.lines().find(|l| l.contains(secret)) {
+            panic!("a secret token reached the log:\n{line}\n\n(requests: {before:#?} {after:#?})");
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod connections;
 mod edge;
+mod hardening;
 mod health;
 mod hoarding;
 mod jobs;

@@ -1,4 +1,8 @@
-//! Field checks for checkout forms. Each returns the message shown next to the field.
+//! Field checks for checkout and admin forms. Each returns the message shown next to the
+//! field. Text typed into a one-line field never holds control characters (tabs, line
+//! breaks, NUL and the rest: [`single_line`]); text areas allow only line breaks and tabs
+//! ([`multi_line`]). Tests: `single_and_multi_line_text` here, and
+//! `hardening::admin_fields_refuse_control_characters` over HTTP.
 
 /// Longest name we accept (characters).
 pub const MAX_NAME: usize = 100;
@@ -21,19 +25,58 @@ pub fn quantity(raw: &str) -> Result<i32, String> {
         .map_err(|_| "That is far more than one booking can hold.".to_string())
 }
 
-/// A person's name: required, at most [`MAX_NAME`] characters, no control characters.
-pub fn name(raw: &str) -> Result<String, String> {
+/// The message for text with characters a field does not take.
+pub const CONTROL_CHARACTERS: &str =
+    "Remove the control characters (such as tabs, line breaks or NUL); type plain text.";
+
+/// True when `text` holds a control character (C0, DEL or C1: tab, line breaks, NUL, ...).
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// A one-line text field, trimmed: at most `max` characters and no control characters.
+/// Empty is allowed (see [`required_line`]).
+pub fn single_line(raw: &str, max: usize) -> Result<String, String> {
     let value = raw.trim();
-    if value.is_empty() {
-        return Err("Enter a name.".into());
+    if has_control(value) {
+        return Err(CONTROL_CHARACTERS.into());
     }
-    if value.chars().count() > MAX_NAME {
-        return Err(format!("Use at most {MAX_NAME} characters."));
-    }
-    if value.chars().any(char::is_control) {
-        return Err("Remove the special characters.".into());
+    if value.chars().count() > max {
+        return Err(format!("Use at most {max} characters."));
     }
     Ok(value.to_string())
+}
+
+/// A one-line text field that must not be empty; `missing` is the message when it is.
+pub fn required_line(raw: &str, max: usize, missing: &str) -> Result<String, String> {
+    let value = single_line(raw, max)?;
+    if value.is_empty() {
+        return Err(missing.into());
+    }
+    Ok(value)
+}
+
+/// A text area, trimmed: at most `max` characters; line breaks and tabs are the only control
+/// characters it takes (a NUL could not even be stored).
+pub fn multi_line(raw: &str, max: usize) -> Result<String, String> {
+    let value = raw.trim();
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(
+            "Remove the control characters (such as NUL); line breaks and tabs are fine.".into(),
+        );
+    }
+    if value.chars().count() > max {
+        return Err(format!("Use at most {max} characters."));
+    }
+    Ok(value.to_string())
+}
+
+/// A person's name: required, at most [`MAX_NAME`] characters, no control characters.
+pub fn name(raw: &str) -> Result<String, String> {
+    required_line(raw, MAX_NAME, "Enter a name.")
 }
 
 /// An email address: one `@`, a dotted domain, no spaces, at most [`MAX_EMAIL`] characters.
@@ -121,6 +164,37 @@ mod tests {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(email(&format!("{}@x.com", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn single_and_multi_line_text() {
+        assert_eq!(single_line("  Main Hall ", 20), Ok("Main Hall".into()));
+        assert_eq!(single_line("", 20), Ok(String::new()));
+        for bad in [
+            "a\0b",
+            "a\tb",
+            "a\nb",
+            "a\rb",
+            "a\u{1b}[31mb",
+            "a\u{7f}",
+            "a\u{85}b",
+        ] {
+            assert_eq!(
+                single_line(bad, 20),
+                Err(CONTROL_CHARACTERS.into()),
+                "{bad:?}"
+            );
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+        assert!(single_line(&"x".repeat(21), 20).is_err());
+        assert_eq!(required_line(" ", 20, "Enter it."), Err("Enter it.".into()));
+        assert_eq!(
+            multi_line("line one\r\n\tline two\n", 100),
+            Ok("line one\r\n\tline two".into())
+        );
+        assert!(multi_line("a\0b", 100).is_err());
+        assert!(multi_line("a\u{1b}b", 100).is_err());
+        assert!(multi_line(&"x".repeat(101), 100).is_err());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! the underlying cause for the log. Domain and application code say *what* went wrong
 //! ([`ErrorKind`]); only the HTTP layer turns a kind into a status code. Policy: Diesel
 //! `NotFound` → [`ErrorKind::NotFound`]; no connection from the pool or a lost connection →
-//! [`ErrorKind::Unavailable`]; every other database failure → [`ErrorKind::Internal`], with
-//! the details only in `source`.
+//! [`ErrorKind::Unavailable`], and so is a statement cancelled by `statement_timeout` or
+//! `lock_timeout`; a value PostgreSQL cannot store (a NUL byte, bytes that are
+//! not UTF-8) → [`ErrorKind::BadRequest`], a second line of defence behind the form and
+//! address checks; every other database failure → [`ErrorKind::Internal`], with the details
+//! only in `source`.
 
 use std::fmt;
 
@@ -120,9 +123,32 @@ impl From<diesel::result::Error> for Error {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => Error::unavailable(info.message()),
+            // statement_timeout or lock_timeout (see `pool::Timeouts`): busy, try again.
+            E::DatabaseError(_, info)
+                if info.message().starts_with("canceling statement due to") =>
+            {
+                Error::unavailable(info.message())
+            }
+            E::DatabaseError(_, info) if is_unstorable_text(info.message()) => {
+                Error::bad_request(UNSTORABLE_TEXT).with_source(info.message())
+            }
             other => Error::internal(other),
         }
     }
+}
+
+/// The message for text the database refused to store.
+pub const UNSTORABLE_TEXT: &str =
+    "Some of what was sent contains characters that cannot be stored (such as a NUL byte).";
+
+/// True for PostgreSQL's refusal of a text value (SQLSTATE 22021
+/// `character_not_in_repertoire`, 22P05 `untranslatable_character`): Diesel reports these
+/// without their code, so they are known by the server's message (test
+/// `hardening::nul_bytes_the_database_refuses_are_a_400`).
+fn is_unstorable_text(message: &str) -> bool {
+    message.starts_with("invalid byte sequence for encoding")
+        || message.contains("has no equivalent in encoding")
+        || message.starts_with("unsupported Unicode escape sequence")
 }
 
 impl From<diesel::r2d2::PoolError> for Error {
@@ -145,5 +171,22 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Internal);
         assert_eq!(e.message, ErrorKind::Internal.default_message());
         assert!(e.source.is_some());
+    }
+
+    #[test]
+    fn text_the_database_cannot_store_is_a_bad_request() {
+        use diesel::result::{DatabaseErrorKind, Error as E};
+        let nul = E::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("invalid byte sequence for encoding \"UTF8\": 0x00".to_string()),
+        );
+        let e = Error::from(nul);
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert_eq!(e.message, UNSTORABLE_TEXT);
+        let other = E::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("relation \"x\" does not exist".to_string()),
+        );
+        assert_eq!(Error::from(other).kind, ErrorKind::Internal);
     }
 }

@@ -9,4 +9,4 @@ pub mod pool;
 pub mod schema;
 
 pub use error::{Error, ErrorKind, Result};
-pub use pool::{checkout, run_migrations, Db, PgConn, PgPool, MIGRATIONS};
+pub use pool::{checkout, run_migrations, Db, PgConn, PgPool, Timeouts, MIGRATIONS};

@@ -37,7 +37,7 @@ pub(super) async fn bookings_list(
     let state = state
         .filter(|s| BookingState::parse(s).is_some())
         .map(str::to_string);
-    let page_no = page.unwrap_or(1).max(1);
+    let page_no = crate::views::page_number(page);
     let (q2, s2) = (q.clone(), state.clone());
     let (rows, total, event_list) = db
         .run(move |conn| {
@@ -72,7 +72,7 @@ pub(super) async fn bookings_list(
             let rows: Vec<(Booking, Event)> = filtered()
                 .order(bookings::id.desc())
                 .limit(PER_PAGE)
-                .offset((page_no - 1) * PER_PAGE)
+                .offset(crate::views::page_offset(page_no, PER_PAGE))
                 .select((Booking::as_select(), Event::as_select()))
                 .load(conn)?;
             let event_list: Vec<(i64, String)> = events::table
@@ -211,7 +211,10 @@ pub(super) async fn cancel_booking(
         )
         .await;
     }
-    let reason: String = form.reason.chars().take(300).collect();
+    let reason = match ticketing_core::validate::single_line(&form.reason, 300) {
+        Ok(reason) => reason,
+        Err(e) => return detail_with_errors(db, &staff, id, json!({ "cancel_reason": e })).await,
+    };
     let was_paid = db
         .run(move |conn| {
             conn.transaction(|conn| {

@@ -70,13 +70,19 @@ pub(super) fn to_local_input(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
 /// Validates the form; the values to store, or messages by field.
 fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>> {
     let mut errors = HashMap::new();
-    let title = f.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        errors.insert(
-            "title",
-            "Enter a title of at most 200 characters.".to_string(),
-        );
-    }
+    use ticketing_core::validate::{multi_line, required_line, single_line};
+    let mut text = |key: &'static str, checked: Result<String, String>| {
+        checked
+            .map_err(|e| errors.insert(key, e))
+            .unwrap_or_default()
+    };
+    let title = text(
+        "title",
+        required_line(&f.title, 200, "Enter a title of at most 200 characters."),
+    );
+    let venue = text("venue", single_line(&f.venue, 300));
+    let description = text("description", multi_line(&f.description, 20_000));
+    let waiver_text = text("waiver_text", multi_line(&f.waiver_text, 50_000));
     let slug = f.slug.trim().to_lowercase();
     let slug_ok = !slug.is_empty()
         && slug.len() <= 120
@@ -117,17 +123,11 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
     if visibility.is_none() {
         errors.insert("visibility", "Choose draft, public or private.".to_string());
     }
-    if f.waiver_required && f.waiver_text.trim().is_empty() {
+    if f.waiver_required && waiver_text.is_empty() && !errors.contains_key("waiver_text") {
         errors.insert(
             "waiver_text",
             "Enter the waiver text attendees will sign.".to_string(),
         );
-    }
-    if f.description.chars().count() > 20_000
-        || f.venue.chars().count() > 300
-        || f.waiver_text.chars().count() > 50_000
-    {
-        errors.insert("description", "That is too long.".to_string());
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -135,9 +135,9 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
     let visibility = visibility.unwrap();
     Ok(NewEvent {
         slug,
-        title: title.to_string(),
-        description: f.description.trim().to_string(),
-        venue: f.venue.trim().to_string(),
+        title,
+        description,
+        venue,
         timezone: f.timezone.trim().to_string(),
         starts_at: starts.unwrap(),
         ends_at: ends.unwrap(),
@@ -145,7 +145,7 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
         visibility: visibility.as_str().into(),
         private_token: (visibility == Visibility::Private).then(crate::tokens::private_event_token),
         waiver_required: f.waiver_required,
-        waiver_text: f.waiver_text.trim().to_string(),
+        waiver_text,
     })
 }
 

@@ -51,13 +51,13 @@ fn check_type(
     tz: chrono_tz::Tz,
 ) -> Result<NewTicketType, HashMap<&'static str, String>> {
     let mut errors = HashMap::new();
-    let name = f.name.trim();
-    if name.is_empty() || name.chars().count() > 120 {
-        errors.insert(
-            "name",
-            "Enter a name of at most 120 characters.".to_string(),
-        );
-    }
+    use ticketing_core::validate::{required_line, single_line};
+    let name = required_line(&f.name, 120, "Enter a name of at most 120 characters.")
+        .map_err(|e| errors.insert("name", e))
+        .unwrap_or_default();
+    let description = single_line(&f.description, 500)
+        .map_err(|e| errors.insert("description", e))
+        .unwrap_or_default();
     let currency = f.currency.trim().to_uppercase();
     if !crate::money::is_currency_code(&currency) {
         errors.insert(
@@ -99,8 +99,8 @@ fn check_type(
     }
     Ok(NewTicketType {
         event_id: 0,
-        name: name.to_string(),
-        description: f.description.trim().chars().take(500).collect(),
+        name,
+        description,
         price_minor: price.unwrap(),
         currency,
         capacity: capacity.unwrap(),

@@ -161,9 +161,14 @@ pub(super) async fn deactivate_user(
     }
     db.run(move |conn| {
         conn.transaction(|conn| {
-            diesel::update(users::table.find(id))
+            // No such account: 404, and nothing is written or audited (test
+            // `hardening::deactivating_a_missing_user_is_404_and_not_audited`).
+            let found = diesel::update(users::table.find(id))
                 .set(users::active.eq(false))
                 .execute(conn)?;
+            if found == 0 {
+                return Err(diesel::result::Error::NotFound);
+            }
             diesel::update(
                 admin_sessions::table
                     .filter(admin_sessions::user_id.eq(id))
