@@ -6,8 +6,6 @@
 //! signed-in staff member's state-changing form ([`StaffForm`], [`AdminForm`]), and the audit
 //! log.
 
-use std::sync::OnceLock;
-
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use rocket::data::{self, Data, FromData};
@@ -384,12 +382,6 @@ impl LoginLimits {
     }
 }
 
-/// A hash to check passwords of unknown emails against, so both take the same time.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| crate::passwords::hash("not-a-real-password"))
-}
-
 /// Why [`authenticate`] gave no user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -429,7 +421,9 @@ pub async fn authenticate(
     };
     let phc = user
         .as_ref()
-        .map_or(dummy_hash(), |u| u.password_hash.as_str());
+        .map_or(crate::passwords::UNKNOWN_ACCOUNT_HASH, |u| {
+            u.password_hash.as_str()
+        });
     let matched = match hasher.verify(password, phc).await {
         Ok(matched) => matched,
         Err(Busy) => {

@@ -45,19 +45,14 @@ impl Db {
         Ok(self.0.get()?)
     }
 
-    /// Runs `f` with a pooled connection on a blocking thread.
+    /// Runs `f` with a pooled connection on a blocking thread (see [`ticketing_db::Db::run`]:
+    /// waiting for a connection takes no thread).
     pub async fn run<F, R>(&self, f: F) -> Result<R, AppError>
     where
         F: FnOnce(&mut PgConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        let pool = self.0.pool().clone();
-        rocket::tokio::task::spawn_blocking(move || {
-            let mut conn = ticketing_db::checkout(&pool)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
+        self.0.run(move |conn| Ok(f(conn))).await?
     }
 
     /// Applies every pending migration; returns the versions applied.

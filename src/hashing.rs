@@ -1,4 +1,4 @@
-//! The password-hashing pool: a fixed number of threads (two by default), each owning one
+//! The password-hashing pool: a fixed number of threads (one for the site), each owning one
 //! reused argon2 work area ([`ticketing_core::passwords::Scratch`]), fed through a short
 //! queue. A login waits here, not inside a database connection, so a burst of password
 //! guesses costs at most `threads × 19 MiB` of memory and never starves the connection pool
@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use rocket::tokio::sync::oneshot;
 use ticketing_core::passwords::Scratch;
 
-/// Hashing threads of the site: two argon2 runs at once at most (2 × 19 MiB).
-pub const THREADS: usize = 2;
+/// Hashing threads of the site: one argon2 run at a time (19 MiB, kept). A run takes about
+/// 30 ms in a release build, so one thread checks some 30 passwords a second, far more than
+/// staff logins need; a second thread would only let an attacker hold another 19 MiB.
+pub const THREADS: usize = 1;
 /// Password checks that may wait for a thread; more are answered "busy" at once.
 pub const QUEUE: usize = 32;
 

@@ -136,6 +136,9 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .merge(("address", address))
         .merge(("port", port))
         .merge(("workers", config.workers))
+        // Blocking threads: the database calls (at most one per pooled connection, see
+        // `Db::run`) and file reads of static files; a backstop against thread growth.
+        .merge(("max_blocking", config.database_pool_size as usize + 32))
         .merge(("secret_key", config.secret_key.clone()))
         .merge(("template_dir", config.template_dir.clone()))
         .merge(("ident", config.site_name.clone()))

@@ -106,6 +106,13 @@ impl Scratch {
     }
 }
 
+/// The hash a login for an unknown email is checked against, so that it takes as long as a
+/// wrong password: the same algorithm and cost as [`hash`] (test
+/// `unknown_account_hash_costs_what_a_real_one_does`), of a random password nobody kept. A
+/// constant, so that no start-up hash allocates a work area of its own.
+pub const UNKNOWN_ACCOUNT_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$0UGdr4pKjzTk8Si7eRgzPA$mA4KKdYxLMyroLxl3eNs++btbFuU5vy1Bq1ywM/7uz4";
+
 /// Hashes `password` with a fresh work area (one-off commands; servers use a [`Scratch`]).
 pub fn hash(password: &str) -> String {
     Scratch::default().hash(password)
@@ -168,6 +175,15 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(scratch.verify("pw three", &cheap));
+    }
+
+    #[test]
+    fn unknown_account_hash_costs_what_a_real_one_does() {
+        let real = hash("x");
+        let params = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap().to_string();
+        assert_eq!(params(UNKNOWN_ACCOUNT_HASH), params(&real));
+        assert!(PasswordHash::new(UNKNOWN_ACCOUNT_HASH).is_ok());
+        assert!(!verify("", UNKNOWN_ACCOUNT_HASH));
     }
 
     #[test]

@@ -184,6 +184,12 @@ impl ManageConnection for Manager {
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
+    /// One permit per pooled connection: [`Db::run`] waits here, as an async task, before
+    /// it takes a blocking thread, so a burst of requests waits without a thread each.
+    /// (Without it, 100 open availability streams started 100 blocking threads, each waiting
+    /// on the pool, and kept ~75 MiB: `scripts/abuse`.)
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
 }
 
 impl Db {
@@ -227,6 +233,8 @@ impl Db {
         };
         Db {
             pool: builder.build_unchecked(Manager::new(database_url)),
+            gate: std::sync::Arc::new(tokio::sync::Semaphore::new(size.max(1) as usize)),
+            timeout,
         }
     }
 
@@ -255,8 +263,20 @@ impl Db {
         F: FnOnce(&mut PgConnection) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
+        ticketing_core::telemetry::pool_waiting(1.0);
+        let permit = tokio::time::timeout(self.timeout, self.gate.clone().acquire_owned()).await;
+        ticketing_core::telemetry::pool_waiting(-1.0);
+        let permit = match permit {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => {
+                return Err(Error::unavailable(
+                    "timed out waiting for a database connection",
+                ))
+            }
+        };
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = checkout(&pool)?;
             f(&mut conn)
         })
