@@ -28,70 +28,12 @@ impl Drop for Server {
 /// Starts `ticketing serve` on a free port with `env` added (and its log appended to `log`).
 pub fn serve(env: &[(&str, &str)], log: Option<&std::path::Path>) -> Server {
     let db = TestDb::migrated();
-    for _ in 0..5 {
-        let port = crate::helpers::free_port();
-        let output = || match log {
-            Some(path) => std::process::Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap(),
-            ),
-            None => std::process::Stdio::null(),
-        };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
-            .arg("serve")
-            .env("APP_ENV", "local")
-            .env("DATABASE_URL", &db.url)
-            .env("PORT", port.to_string())
-            .env("LOG_LEVEL", if log.is_some() { "info" } else { "warn" })
-            .env("LOG_FORMAT", "json")
-            .envs(env.iter().copied())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .unwrap();
-        let up = Instant::now();
-        let mut ready = false;
-        while up.elapsed() < Duration::from_secs(20) {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if healthz_blocking(port) {
-                ready = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if ready {
-            return Server {
-                child,
-                port,
-                _db: db,
-            };
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+    let (child, port) = crate::helpers::spawn_server(&db.url, env, log);
+    Server {
+        child,
+        port,
+        _db: db,
     }
-    panic!("the server did not start");
-}
-
-fn healthz_blocking(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
 }
 
 /// A connection to the server from the loopback address `from`.

@@ -227,50 +227,9 @@ async fn with_origin_pulls_required_only_clients_with_the_certificate_get_in() {
     assert!(res.text().await.unwrap().contains("Pulled Event"));
 }
 
-/// Starts the `ticketing serve` binary on a free port with its output in `log` (or
-/// discarded). Other tests start servers too: a port found free may be taken before this
-/// server binds it, and then the server exits at once. Such a start is tried again on
-/// another port.
+/// Starts the `ticketing serve` binary (see [`crate::helpers::spawn_server`]).
 fn spawn_binary(db: &TestDb, log: Option<&std::path::Path>) -> (std::process::Child, u16) {
-    for _ in 0..5 {
-        let port = crate::helpers::free_port();
-        let output = || match log {
-            Some(path) => std::process::Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap(),
-            ),
-            None => std::process::Stdio::null(),
-        };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
-            .arg("serve")
-            .env("APP_ENV", "local")
-            .env("DATABASE_URL", &db.url)
-            .env("PORT", port.to_string())
-            .env("LOG_LEVEL", if log.is_some() { "info" } else { "warn" })
-            .env("LOG_FORMAT", "json")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(output())
-            .stderr(output())
-            .spawn()
-            .unwrap();
-        let up = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                up.elapsed() < Duration::from_secs(20),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Listening, and it is ours: still running a moment later.
-        std::thread::sleep(Duration::from_millis(200));
-        if child.try_wait().unwrap().is_none() {
-            return (child, port);
-        }
-    }
-    panic!("the server could not get a free port");
+    crate::helpers::spawn_server(&db.url, &[], log)
 }
 
 /// One raw HTTP/1.1 request; returns the head (status line and headers) and the body bytes.

@@ -513,3 +513,71 @@ pub fn seat_state(conn: &mut PgConnection, event_id: i64) -> (i32, i64) {
         .unwrap();
     (taken, n)
 }
+
+/// Starts the `ticketing serve` binary on a free port over the database at `db_url`, with
+/// `env` added and its output appended to `log` (or discarded); returns once it answers
+/// HTTP (any status: a test may start it before its database is usable). Other tests start
+/// servers too: a port found free may be taken before this server binds it, and then the
+/// server exits at once; such a start is tried again on another port.
+pub fn spawn_server(
+    db_url: &str,
+    env: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> (std::process::Child, u16) {
+    use std::time::{Duration, Instant};
+    for _ in 0..5 {
+        let port = free_port();
+        let output = || match log {
+            Some(path) => std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => std::process::Stdio::null(),
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+            .arg("serve")
+            .env("APP_ENV", "local")
+            .env("DATABASE_URL", db_url)
+            .env("PORT", port.to_string())
+            .env("LOG_LEVEL", if log.is_some() { "info" } else { "warn" })
+            .env("LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap();
+        let up = Instant::now();
+        while up.elapsed() < Duration::from_secs(20) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if answers_http(port) {
+                return (child, port);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("the server did not start on any of 5 ports");
+}
+
+/// Whether something on `port` answers `GET /healthz` with an HTTP status line.
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
+}

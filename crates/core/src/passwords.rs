@@ -6,7 +6,7 @@
 //! threads own one each (`src/hashing.rs`). [`hash`] and [`verify`] allocate per call and are
 //! for one-off commands (seeding, the `create-admin` CLI) and tests.
 
-use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
+use argon2::password_hash::{self, rand_core::OsRng, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// The work area of argon2 runs, kept between them. Grows to the largest cost it has run at.
@@ -22,41 +22,48 @@ fn params() -> Params {
 }
 
 impl Scratch {
-    /// Runs argon2 over `password` and `salt` into `out`, in this scratch area.
-    fn run(
+    /// Runs argon2 (`algorithm`, `version`, `params`) over `password` and `salt` into an
+    /// output of `len` bytes, in this scratch area.
+    fn output(
         &mut self,
-        argon: &Argon2<'_>,
-        blocks: usize,
-        password: &[u8],
+        (algorithm, version, params): (Algorithm, Version, Params),
+        password: &str,
         salt: &[u8],
-        out: &mut [u8],
-    ) -> argon2::Result<()> {
+        len: usize,
+    ) -> password_hash::Result<Output> {
+        let blocks = params.block_count();
         if self.0.len() < blocks {
             self.0.resize(blocks, Block::default());
         }
-        argon.hash_password_into_with_memory(password, salt, out, &mut self.0[..blocks])
+        let argon = Argon2::new(algorithm, version, params);
+        Output::init_with(len, |out| {
+            argon
+                .hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt,
+                    out,
+                    &mut self.0[..blocks],
+                )
+                .map_err(Into::into)
+        })
     }
 
     /// Hashes `password` into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
     pub fn hash(&mut self, password: &str) -> String {
         let salt = SaltString::generate(&mut OsRng);
         let params = params();
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut salt_bytes = [0u8; 64];
         let salt_bytes = salt
             .decode_b64(&mut salt_bytes)
             .expect("a generated salt decodes");
-        let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-            self.run(
-                &argon,
-                params.block_count(),
-                password.as_bytes(),
+        let output = self
+            .output(
+                (Algorithm::Argon2id, Version::V0x13, params.clone()),
+                password,
                 salt_bytes,
-                out,
+                Params::DEFAULT_OUTPUT_LEN,
             )
-            .map_err(Into::into)
-        })
-        .expect("argon2 hashing cannot fail with valid parameters");
+            .expect("argon2 hashing cannot fail with valid parameters");
         PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
@@ -89,18 +96,14 @@ impl Scratch {
         let (salt, expected) = (parsed.salt?, parsed.hash?);
         let mut salt_bytes = [0u8; 64];
         let salt_bytes = salt.decode_b64(&mut salt_bytes).ok()?;
-        let argon = Argon2::new(algorithm, version, params.clone());
-        let computed = Output::init_with(expected.len(), |out| {
-            self.run(
-                &argon,
-                params.block_count(),
-                password.as_bytes(),
+        let computed = self
+            .output(
+                (algorithm, version, params),
+                password,
                 salt_bytes,
-                out,
+                expected.len(),
             )
-            .map_err(Into::into)
-        })
-        .ok()?;
+            .ok()?;
         // Output's equality is constant-time.
         Some(computed == expected)
     }

@@ -204,13 +204,7 @@ pub(super) async fn unlock_user(
 ) -> AppResult<Redirect> {
     let AdminForm { staff, .. } = form;
     let user = db
-        .run(move |conn| {
-            Ok(users::table
-                .find(id)
-                .select(User::as_select())
-                .first(conn)
-                .optional()?)
-        })
+        .run(move |conn| Ok(User::find(conn, id)?))
         .await?
         .ok_or_else(AppError::not_found)?;
     let networks = limits.unlock(&user.email);
@@ -251,12 +245,7 @@ pub(super) async fn require_two_factor(
     let email = db
         .run(move |conn| {
             conn.transaction(|conn| {
-                let Some(before) = users::table
-                    .find(id)
-                    .select(User::as_select())
-                    .first(conn)
-                    .optional()?
-                else {
+                let Some(before) = User::find(conn, id)? else {
                     return Ok(None);
                 };
                 User::set_two_factor_required(conn, id, required)?;
@@ -297,12 +286,7 @@ pub(super) async fn reset_two_factor(
     let email = db
         .run(move |conn| {
             conn.transaction(|conn| {
-                let Some(before) = users::table
-                    .find(id)
-                    .select(User::as_select())
-                    .first(conn)
-                    .optional()?
-                else {
+                let Some(before) = User::find(conn, id)? else {
                     return Ok(None);
                 };
                 User::disable_totp(conn, id)?;

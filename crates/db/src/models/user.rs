@@ -70,6 +70,14 @@ impl User {
     }
 
     /// Finds a user by email, ignoring case.
+    pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
     pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
         users::table
             .filter(lower(users::email).eq(email.trim().to_lowercase()))
