@@ -33,6 +33,7 @@ pub fn fairing() -> AdHoc {
             ));
             let limit = rocket.state::<IpRateLimit>().cloned();
             let login = rocket.state::<crate::auth::LoginLimits>().cloned();
+            let find = rocket.state::<crate::routes::find::FindLimits>().cloned();
             if let Some(mailer) = rocket
                 .state::<std::sync::Arc<crate::mail::Mailer>>()
                 .cloned()
@@ -44,7 +45,7 @@ pub fn fairing() -> AdHoc {
                 rocket::tokio::spawn(reconcile_payments(db.clone(), paypal, shutdown.clone()));
             }
             rocket::tokio::spawn(metrics_upkeep(shutdown.clone()));
-            rocket::tokio::spawn(tidy_limits(limit, login, shutdown.clone()));
+            rocket::tokio::spawn(tidy_limits(limit, login, find, shutdown.clone()));
             rocket::tokio::spawn(sweep_holds(db, availability, shutdown));
         })
     })
@@ -55,6 +56,7 @@ pub fn fairing() -> AdHoc {
 async fn tidy_limits(
     holds: Option<IpRateLimit>,
     login: Option<crate::auth::LoginLimits>,
+    find: Option<crate::routes::find::FindLimits>,
     mut shutdown: rocket::Shutdown,
 ) {
     loop {
@@ -66,6 +68,9 @@ async fn tidy_limits(
             limit.tidy();
         }
         if let Some(limit) = &login {
+            limit.tidy();
+        }
+        if let Some(limit) = &find {
             limit.tidy();
         }
         job_run("tidy_limits", true);

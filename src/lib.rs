@@ -199,6 +199,7 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .manage(paypal)
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
+        .manage(routes::find::FindLimits::default())
         .manage(twofactor::TwoFactor::new(config.admin_require_two_factor))
         .manage(hashing::PasswordHasher::start(
             hashing::THREADS,

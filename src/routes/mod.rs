@@ -5,6 +5,7 @@ use rocket::{Build, Rocket};
 
 pub mod admin;
 pub mod checkout;
+pub mod find;
 pub mod ops;
 pub mod payments;
 pub mod private;
@@ -15,6 +16,7 @@ pub mod waivers;
 pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
     rocket
         .mount("/", public::routes())
+        .mount("/", find::routes())
         .mount("/p", private::routes())
         .mount("/checkout", checkout::routes())
         .mount("/bookings", checkout::booking_routes())

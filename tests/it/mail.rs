@@ -543,3 +543,78 @@ async fn reminders_go_to_unsigned_attendees_once() {
     assert_eq!(reminded, vec![Some(unsigned)]);
     let _ = bookings::table.count().get_result::<i64>(&mut c).unwrap();
 }
+
+/// Posts the find-my-booking form; (status, page).
+async fn find_booking(app: &TestServer, email: &str) -> (u16, String) {
+    let res = http_client()
+        .post(app.url("/find-booking"))
+        .form(&[("email", email)])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[rocket::async_test]
+async fn find_my_booking_mails_every_booking_and_tells_strangers_the_same() {
+    let port = free_port();
+    let server = smtp(port, false);
+    let app = app_with_smtp(port).await;
+    let mut c = app.conn();
+    let event = EventSpec::public("river-walk", 5).insert(&mut c);
+    let free = add_ticket_type(&mut c, &event, "Walker", 0, 20);
+    let first = book_free(&app, event.id, free.id, &[("Ana Lima", "")]).await;
+    let second = book_free(&app, event.id, free.id, &[("Ana Lima", "")]).await;
+    let before = server.wait_for(2).await.len();
+
+    let (status, page) = find_booking(&app, "  ANA@example.com ").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("If there are bookings made with"), "{page}");
+    let mails = server.wait_for(before + 1).await;
+    let found = mails
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("Your bookings at")
+        })
+        .expect("a bookings mail");
+    assert!(found["to"].as_str().unwrap().contains("ana@example.com"));
+    let text = found["text"].as_str().unwrap();
+    for token in [&first, &second] {
+        assert!(text.contains(&format!("/bookings/{token}")), "{text}");
+        assert!(found["html"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/bookings/{token}")));
+    }
+
+    // An address without bookings gets the same answer and no mail.
+    let (status, stranger) = find_booking(&app, "nobody@example.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stranger.replace("nobody@example.com", "X"),
+        page.replace("ANA@example.com", "X")
+            .replace("ana@example.com", "X")
+    );
+    let queued: i64 = outbox::table
+        .filter(outbox::kind.eq("booking_links"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(queued, 1);
+
+    // A bad address comes back with the message next to the field and the input kept.
+    let (status, page) = find_booking(&app, "ana-at-example").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("find-email-error") && page.contains("value=\"ana-at-example\""));
+
+    // Three mails per address, then a pause.
+    for _ in 0..2 {
+        assert_eq!(find_booking(&app, "ana@example.com").await.0, 200);
+    }
+    let (status, page) = find_booking(&app, "ana@example.com").await;
+    assert_eq!(status, 429);
+    assert!(page.contains("try again in a while"));
+}

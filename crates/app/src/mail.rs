@@ -231,6 +231,38 @@ impl Mailer {
 
 impl Renderer {
     /// Renders outbox row `id` from the data as it is now.
+    /// Every findable booking of `email` for a "your bookings" mail, newest first: event,
+    /// when (in the event's zone), reference, state and link.
+    fn booking_links(
+        &self,
+        conn: &mut PgConnection,
+        email: &str,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        use ticketing_db::schema::{bookings, events};
+        diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+        let rows: Vec<(Booking, Event)> = bookings::table
+            .inner_join(events::table)
+            .filter(lower(bookings::buyer_email).eq(lower(email.trim())))
+            .filter(bookings::state.eq_any(ticketing_domain::outbox::FINDABLE))
+            .order(bookings::id.desc())
+            .limit(50)
+            .select((Booking::as_select(), Event::as_select()))
+            .load(conn)
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|(booking, event)| {
+                json!({
+                    "reference": booking.reference,
+                    "url": format!("{}/bookings/{}", self.base_url, booking.access_token),
+                    "state": booking.state.replace('_', " "),
+                    "event": event.title,
+                    "when": timefmt::local_range(event.starts_at, event.ends_at, event.tz()),
+                })
+            })
+            .collect())
+    }
+
     pub fn render(&self, conn: &mut PgConnection, id: i64) -> Result<Rendered, String> {
         let row: OutboxRow = outbox::table
             .find(id)
@@ -283,7 +315,10 @@ impl Renderer {
             "payment": payment,
             "waiver_url": waiver_token.map(|t| format!("{}/waivers/{t}", self.base_url)),
         });
-        let ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
+        let mut ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
+        if row.kind == "booking_links" {
+            ctx.insert("bookings", &self.booking_links(conn, &booking.buyer_email)?);
+        }
         let text = self
             .tera
             .render(&format!("{}_text.tera", row.kind), &ctx)
@@ -299,6 +334,7 @@ impl Renderer {
                 "Reminder: sign the waiver for {} before it starts",
                 event.title
             ),
+            "booking_links" => format!("Your bookings at {}", self.site_name),
             "refund" => format!("Your booking {} was refunded", booking.reference),
             "partial_refund" => format!("Part of your booking {} was refunded", booking.reference),
             "cancellation" => format!("Your booking {} was cancelled", booking.reference),

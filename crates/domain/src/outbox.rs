@@ -52,6 +52,41 @@ pub fn enqueue(
     Ok(())
 }
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// The states of bookings a buyer is sent the links of when they ask (find my booking):
+/// every booking that got as far as the buyer's details.
+pub const FINDABLE: [&str; 5] = [
+    "awaiting_payment",
+    "paid",
+    "cancelled",
+    "refunded",
+    "reversed",
+];
+
+/// Queues one "your bookings" mail listing every findable booking of `email` (any case), if
+/// there is one; whether it was queued. The row hangs off the newest such booking; each
+/// request is its own mail (callers limit how often).
+pub fn booking_links(conn: &mut PgConnection, email: &str) -> QueryResult<bool> {
+    use ticketing_db::schema::bookings;
+    let newest: Option<i64> = bookings::table
+        .filter(lower(bookings::buyer_email).eq(lower(email.trim())))
+        .filter(bookings::state.eq_any(FINDABLE))
+        .order(bookings::id.desc())
+        .select(bookings::id)
+        .first(conn)
+        .optional()?;
+    let Some(id) = newest else {
+        return Ok(false);
+    };
+    let key = format!(
+        "booking_links:{id}:{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    enqueue(conn, "booking_links", &key, id, None)?;
+    Ok(true)
+}
+
 /// The emails a booking's state change owes the buyer, queued in the caller's transaction.
 pub fn on_transition(
     conn: &mut PgConnection,
