@@ -36,16 +36,69 @@ pub struct EventCard {
     pub when: String,
     pub month: String,
     pub day: String,
-    pub price_from: Option<String>,
+    /// What can be bought, in words (test `public::the_listing_says_what_can_be_bought`).
+    pub sale: String,
+    /// True when nothing can be bought now (the label is shown as a badge).
+    pub unavailable: bool,
     pub seats_left: i32,
     pub sold_out: bool,
+}
+
+/// The listing's words for an event's ticket types at `now`: "Free", "€30.00", "from
+/// €12.00" while some are on sale; otherwise "Sold out", "On sale from <date>" (the
+/// earliest opening, in the event's zone) or "Sales closed".
+pub fn sale_label(
+    event: &Event,
+    types: &[TicketType],
+    now: chrono::DateTime<chrono::Utc>,
+) -> (String, bool) {
+    use ticketing_db::models::ticket_type::SaleState;
+    let left = event.seats_left();
+    let on_sale: Vec<&TicketType> = types
+        .iter()
+        .filter(|t| t.sale_state(now, left) == SaleState::OnSale)
+        .collect();
+    if let (Some(min), Some(max)) = (
+        on_sale.iter().min_by_key(|t| t.price_minor),
+        on_sale.iter().max_by_key(|t| t.price_minor),
+    ) {
+        let label = if max.price_minor == 0 {
+            "Free".to_string()
+        } else if min.price_minor == max.price_minor {
+            min.price().display()
+        } else if min.price_minor == 0 {
+            format!("Free, or up to {}", max.price().display())
+        } else {
+            format!("from {}", min.price().display())
+        };
+        return (label, false);
+    }
+    let opening = types
+        .iter()
+        .filter(|t| t.sale_state(now, left) == SaleState::NotYetOnSale)
+        .filter_map(|t| t.sales_open_at)
+        .min();
+    let label = if types.is_empty() {
+        String::new()
+    } else if let Some(at) = opening {
+        format!("On sale from {}", timefmt::local_datetime(at, event.tz()))
+    } else if left == 0
+        || types
+            .iter()
+            .any(|t| t.sale_state(now, left) == SaleState::SoldOut)
+    {
+        "Sold out".to_string()
+    } else {
+        "Sales closed".to_string()
+    };
+    (label, true)
 }
 
 impl EventCard {
     pub fn new(event: &Event, types: &[TicketType]) -> EventCard {
         let tz = event.tz();
         let local = event.starts_at.with_timezone(&tz);
-        let cheapest = types.iter().min_by_key(|t| t.price_minor);
+        let (sale, unavailable) = sale_label(event, types, chrono::Utc::now());
         EventCard {
             url: format!("/events/{}", event.slug),
             title: event.title.clone(),
@@ -53,7 +106,8 @@ impl EventCard {
             when: timefmt::local_range(event.starts_at, event.ends_at, tz),
             month: local.format("%b").to_string(),
             day: local.format("%-d").to_string(),
-            price_from: cheapest.map(|t| t.price().display()),
+            sale,
+            unavailable,
             seats_left: event.seats_left(),
             sold_out: event.seats_left() == 0,
         }
