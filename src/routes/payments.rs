@@ -68,6 +68,9 @@ async fn paypal_return(
     state: Option<&str>,
 ) -> AppResult<Page> {
     let (payment, booking) = by_order(db, token, state).await?;
+    let id = payment.id;
+    db.run(move |conn| Ok(Payment::mark_buyer_cancelled(conn, id, false)?))
+        .await?;
     let outcome = paypal.capture(db, payment.id).await?;
     Ok(match outcome {
         CaptureOutcome::Paid | CaptureOutcome::Closed => {
@@ -90,10 +93,13 @@ async fn paypal_return(
 /// The buyer cancelled at PayPal: their seats stay held while the hold lasts.
 #[get("/cancel?<token>&<state>")]
 async fn paypal_cancel(db: &State<Db>, token: &str, state: Option<&str>) -> AppResult<Page> {
-    let (_, booking) = by_order(db, token, state).await?;
-    let id = booking.id;
+    let (payment, booking) = by_order(db, token, state).await?;
+    let (id, payment_id) = (booking.id, payment.id);
     let booking = db
         .run(move |conn| {
+            // The booking page then says so, and offers to pay again or release the seats
+            // (test `paypal_flow::a_cancel_at_paypal_is_said_on_the_booking_page`).
+            Payment::mark_buyer_cancelled(conn, payment_id, true)?;
             let b = Booking::find(conn, id)?;
             Ok(crate::bookings::lifecycle::refresh(
                 conn,

@@ -571,3 +571,31 @@ async fn a_buyer_who_cancels_at_paypal_can_try_again() {
     let (_, again) = w.pay(&token).await;
     assert_eq!(again, order, "the same PayPal order is reused");
 }
+
+#[rocket::async_test]
+async fn a_cancel_at_paypal_is_said_on_the_booking_page() {
+    let w = world(10).await;
+    let token = w.hold(1).await;
+    let (_, order) = w.pay(&token).await;
+    let booking_url = w.app.url(&format!("/bookings/{token}"));
+    let (_, waiting) = w.follow(&booking_url).await;
+    assert!(waiting.contains("waiting for your payment to be confirmed"));
+    let back = w.approval(&order, "cancel").await;
+    w.follow(&back).await;
+    let (status, page) = w.follow(&booking_url).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("You cancelled the payment at PayPal")
+            && page.contains("Pay again with PayPal")
+            && page.contains(&format!("/checkout/{token}/release")),
+        "{page}"
+    );
+    assert!(!page.contains("waiting for your payment to be confirmed"));
+    // Paying after all: the message is gone and the booking is paid.
+    let (_, again) = w.pay(&token).await;
+    let back = w.approval(&again, "approve").await;
+    w.follow(&back).await;
+    let (_, paid) = w.follow(&booking_url).await;
+    assert!(!paid.contains("You cancelled the payment"), "{paid}");
+    assert!(paid.contains("data-state=\"paid\""), "{paid}");
+}

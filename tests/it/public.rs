@@ -276,33 +276,49 @@ async fn the_listing_says_what_can_be_bought() {
     let app = TestApp::spawn().await;
     let mut c = app.conn();
     let card = |body: &str, title: &str| {
-        let start = body.find(title).unwrap_or_else(|| panic!("{title} not listed"));
+        let start = body
+            .find(title)
+            .unwrap_or_else(|| panic!("{title} not listed"));
         let end = body[start..].find("</li>").unwrap() + start;
         body[start..end].to_string()
     };
-    let free = EventSpec::public("picnic", 3).title("Picnic").insert(&mut c);
+    let free = EventSpec::public("picnic", 3)
+        .title("Picnic")
+        .insert(&mut c);
     add_ticket_type(&mut c, &free, "Everyone", 0, 50);
     let priced = EventSpec::public("opera", 4).title("Opera").insert(&mut c);
     add_ticket_type(&mut c, &priced, "Stalls", 4500, 50);
     add_ticket_type(&mut c, &priced, "Gallery", 1200, 50);
-    let one_price = EventSpec::public("recital", 4).title("Recital").insert(&mut c);
+    let one_price = EventSpec::public("recital", 4)
+        .title("Recital")
+        .insert(&mut c);
     add_ticket_type(&mut c, &one_price, "Seat", 3000, 50);
     let soon = EventSpec::public("gala", 20).title("Gala").insert(&mut c);
     let t = add_ticket_type(&mut c, &soon, "Seat", 9000, 50);
     sales_window(&mut c, t.id, Some(Utc::now() + Duration::days(5)), None);
-    let closed = EventSpec::public("lecture", 6).title("Lecture").insert(&mut c);
+    let closed = EventSpec::public("lecture", 6)
+        .title("Lecture")
+        .insert(&mut c);
     let t = add_ticket_type(&mut c, &closed, "Seat", 500, 50);
     sales_window(&mut c, t.id, None, Some(Utc::now() - Duration::hours(1)));
-    let full = EventSpec::public("tiny-club", 7).title("Tiny Club").insert(&mut c);
+    let full = EventSpec::public("tiny-club", 7)
+        .title("Tiny Club")
+        .insert(&mut c);
     add_ticket_type(&mut c, &full, "Seat", 800, 0);
 
     let (status, body) = app.get_text("/").await;
     assert_eq!(status, 200);
     let picnic = card(&body, "Picnic");
-    assert!(picnic.contains(">Free<") && !picnic.contains("from"), "{picnic}");
+    assert!(
+        picnic.contains(">Free<") && !picnic.contains("from"),
+        "{picnic}"
+    );
     assert!(card(&body, "Opera").contains("from €12.00"));
     let recital = card(&body, "Recital");
-    assert!(recital.contains("€30.00") && !recital.contains("from"), "{recital}");
+    assert!(
+        recital.contains("€30.00") && !recital.contains("from"),
+        "{recital}"
+    );
     assert!(card(&body, "Gala").contains("On sale from"));
     assert!(card(&body, "Lecture").contains("Sales closed"));
     assert!(card(&body, "Tiny Club").contains("Sold out"));

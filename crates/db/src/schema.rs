@@ -151,6 +151,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         capture_claimed_until -> Nullable<Timestamptz>,
         unhonoured_at -> Nullable<Timestamptz>,
+        buyer_cancelled_at -> Nullable<Timestamptz>,
     }
 }
 

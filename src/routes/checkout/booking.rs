@@ -32,6 +32,9 @@ pub(super) async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Templ
     let mut ctx = context(&l, paid);
     // Money that came after the booking closed: the page must not say "nothing was charged".
     ctx["unhonoured"] = json!(payment.as_ref().is_some_and(|p| p.unhonoured_at.is_some()));
+    ctx["cancelled_at_paypal"] = json!(payment
+        .as_ref()
+        .is_some_and(|p| p.buyer_cancelled_at.is_some()));
     // What was refunded, so a buyer sees a partial refund next to the total.
     ctx["refunded"] = json!(payment.filter(|p| p.refunded_minor > 0).map(|p| Money::new(
         p.refunded_minor,

@@ -29,6 +29,23 @@ pub struct Payment {
     pub capture_claimed_until: Option<chrono::DateTime<Utc>>,
     /// Money arrived for a booking that could not be honoured; refunded automatically.
     pub unhonoured_at: Option<chrono::DateTime<Utc>>,
+    /// The buyer last left PayPal with "cancel" then (cleared when they come back approved).
+    pub buyer_cancelled_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl Payment {
+    /// Records that the buyer cancelled at PayPal (`cancelled`) or came back approved.
+    pub fn mark_buyer_cancelled(
+        conn: &mut PgConnection,
+        id: i64,
+        cancelled: bool,
+    ) -> QueryResult<()> {
+        let at = cancelled.then(Utc::now);
+        diesel::update(payments::table.find(id))
+            .set(payments::buyer_cancelled_at.eq(at))
+            .execute(conn)?;
+        Ok(())
+    }
 }
 
 impl Payment {
