@@ -150,3 +150,31 @@ async fn no_tickets_for_unknown_tokens_or_codes_or_bookings_without_valid_ticket
         assert!(!html.contains("tickets.pdf"), "{state}: no download link");
     }
 }
+
+/// Paid through PayPal: the return captures, the simulator's webhooks settle the same payment
+/// again, and the buyer reloads the return page; the buyer's confirmation and the second
+/// attendee's own ticket mail are each queued once.
+#[rocket::async_test]
+async fn a_repeated_paypal_settlement_queues_each_ticket_mail_once() {
+    use ticketing::schema::outbox;
+    let w = crate::paypal_world::world(10).await;
+    let people = vec![
+        ("Ana Lima".to_string(), String::new()),
+        ("Bo Jo".to_string(), "bo@example.com".to_string()),
+    ];
+    let token = hold_with_details(&w.client, &w.app, w.event.id, w.type_id, &people).await;
+    let (_, order) = w.pay(&token).await;
+    let back = w.approval(&order, "approve").await;
+    w.follow(&back).await;
+    w.wait_state(&token, "paid").await;
+    rocket::tokio::time::sleep(std::time::Duration::from_millis(800)).await; // webhooks settle
+    w.follow(&back).await;
+    let kinds: Vec<String> = outbox::table
+        .inner_join(bookings::table)
+        .filter(bookings::access_token.eq(&token))
+        .order(outbox::id)
+        .select(outbox::kind)
+        .load(&mut w.app.conn())
+        .unwrap();
+    assert_eq!(kinds, ["confirmation", "attendee_ticket"]);
+}
