@@ -25,7 +25,7 @@ pub mod twofactor;
 pub mod views;
 
 // The layers below, under the names this crate's modules (and the tests) use for them.
-pub use ticketing_app::{mail, payments as paypal};
+pub use ticketing_app::{mail, payments as paypal, tickets_pdf};
 pub use ticketing_core::{ics, money, passwords, timefmt, tokens};
 pub use ticketing_db::{models, schema};
 pub use ticketing_domain::{audit, bookings, outbox, waivers};

@@ -133,6 +133,8 @@ async fn book_free(
 
 #[rocket::async_test]
 async fn a_paid_booking_sends_one_confirmation_and_one_waiver_request_per_attendee() {
+    // Bo, with an address of their own, also gets their ticket (with the waiver link):
+    // see `each_attendee_with_an_email_gets_their_own_ticket_once`.
     let port = free_port();
     let server = smtp(port, false);
     let app = app_with_smtp(port).await;
@@ -150,14 +152,14 @@ async fn a_paid_booking_sends_one_confirmation_and_one_waiver_request_per_attend
     )
     .await;
 
-    let messages = server.wait_for(3).await;
+    let messages = server.wait_for(4).await;
     rocket::tokio::time::sleep(Duration::from_millis(1500)).await;
     let messages = if server.messages().len() > messages.len() {
         server.messages()
     } else {
         messages
     };
-    assert_eq!(messages.len(), 3, "exactly three mails: {messages:#?}");
+    assert_eq!(messages.len(), 4, "exactly four mails: {messages:#?}");
     let confirmation: Vec<&Value> = messages
         .iter()
         .filter(|m| {
@@ -179,11 +181,13 @@ async fn a_paid_booking_sends_one_confirmation_and_one_waiver_request_per_attend
         conf["html"].as_str().unwrap().contains(&booking_url),
         "html part links the booking page"
     );
-    assert!(conf["attachments"][0]["name"] == "event.ics");
-    assert!(conf["attachments"][0]["body"]
-        .as_str()
+    let ics = conf["attachments"]
+        .as_array()
         .unwrap()
-        .contains("SUMMARY:Trail Run"));
+        .iter()
+        .find(|a| a["name"] == "event.ics")
+        .expect("event.ics attached");
+    assert!(ics["body"].as_str().unwrap().contains("SUMMARY:Trail Run"));
     // User-supplied names are escaped in the HTML part.
     let html = conf["html"].as_str().unwrap();
     assert!(
@@ -226,12 +230,171 @@ async fn a_paid_booking_sends_one_confirmation_and_one_waiver_request_per_attend
             .any(|m| m["to"].as_str().unwrap().contains("ana@example.com")),
         "else the buyer's"
     );
+    let ticket_mail = messages
+        .iter()
+        .find(|m| m["subject"] == "Your ticket for Trail Run")
+        .expect("Bo's own ticket mail");
+    assert!(ticket_mail["to"]
+        .as_str()
+        .unwrap()
+        .contains("bo@example.com"));
+    let bo_token = waiver_token(&app, "<b>Bo</b> Jo").await;
+    for part in ["text", "html"] {
+        assert!(
+            ticket_mail[part]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{}/waivers/{bo_token}", app.base)),
+            "the ticket mail carries the attendee's waiver link ({part})"
+        );
+    }
     let sent: i64 = outbox::table
         .filter(outbox::state.eq("sent"))
         .count()
         .get_result(&mut c)
         .unwrap();
-    assert_eq!(sent, 3);
+    assert_eq!(sent, 4);
+}
+
+fn pdf_of(mail: &Value) -> Vec<String> {
+    use base64::Engine;
+    let pdfs: Vec<&Value> = mail["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "application/pdf")
+        .collect();
+    assert_eq!(pdfs.len(), 1, "one PDF attached: {mail:#?}");
+    assert!(pdfs[0]["name"].as_str().unwrap().ends_with(".pdf"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(pdfs[0]["base64"].as_str().unwrap())
+        .unwrap();
+    crate::tickets::pdf_pages(&bytes)
+}
+
+/// The inline QR images of a mail, each referenced from its HTML part by `cid:`.
+fn inline_qrs(mail: &Value) -> usize {
+    let html = mail["html"].as_str().unwrap();
+    let inline = mail["inline"].as_array().unwrap();
+    for i in inline {
+        assert_eq!(i["type"], "image/png");
+        let cid = i["cid"].as_str().unwrap();
+        assert!(
+            html.contains(&format!("src=\"cid:{cid}\"")),
+            "{cid} not in {html}"
+        );
+    }
+    inline.len()
+}
+
+#[rocket::async_test]
+async fn each_attendee_with_an_email_gets_their_own_ticket_once() {
+    let port = free_port();
+    let server = smtp(port, false);
+    let app = app_with_smtp(port).await;
+    let mut c = app.conn();
+    let event = EventSpec::public("quiz", 5)
+        .title("Quiz Night")
+        .insert(&mut c);
+    let t = add_ticket_type(&mut c, &event, "Table seat", 0, 20);
+    // Ana (the buyer, no address of her own), Bo (his own), Cy (the buyer's address).
+    let token = book_free(
+        &app,
+        event.id,
+        t.id,
+        &[
+            ("Ana Lima", ""),
+            ("Bo Jo", "bo@example.com"),
+            ("Cy Ray", "ANA@example.com"),
+        ],
+    )
+    .await;
+    let booking: ticketing::models::Booking = bookings::table
+        .filter(bookings::access_token.eq(&token))
+        .select(ticketing::models::Booking::as_select())
+        .first(&mut c)
+        .unwrap();
+    let codes: Vec<(String, String)> = ticketing::schema::attendees::table
+        .filter(ticketing::schema::attendees::booking_id.eq(booking.id))
+        .order(ticketing::schema::attendees::position)
+        .select((
+            ticketing::schema::attendees::name,
+            ticketing::schema::attendees::ticket_code,
+        ))
+        .load(&mut c)
+        .unwrap();
+
+    let messages = server.wait_for(2).await;
+    // A second settlement of the same payment (webhook and return both) queues nothing new.
+    for _ in 0..2 {
+        ticketing::outbox::on_transition(
+            &mut c,
+            &booking,
+            ticketing::models::BookingState::AwaitingPayment,
+            ticketing::models::BookingState::Paid,
+        )
+        .unwrap();
+    }
+    rocket::tokio::time::sleep(Duration::from_millis(2500)).await;
+    let messages = if server.messages().len() > messages.len() {
+        server.messages()
+    } else {
+        messages
+    };
+    assert_eq!(
+        messages.len(),
+        2,
+        "a confirmation and Bo's ticket: {messages:#?}"
+    );
+
+    let conf = messages
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("Your tickets for Quiz Night")
+        })
+        .expect("confirmation");
+    assert!(conf["to"].as_str().unwrap().contains("ana@example.com"));
+    let pages = pdf_of(conf);
+    assert_eq!(pages.len(), 3, "all tickets in the buyer's PDF");
+    for (page, (name, code)) in pages.iter().zip(&codes) {
+        assert!(
+            page.contains(name) && page.contains(code.as_str()),
+            "{page}"
+        );
+        assert!(page.contains("Quiz Night") && page.contains("Table seat"));
+    }
+    assert_eq!(inline_qrs(conf), 3, "one inline QR per ticket");
+    assert!(conf["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["name"] == "event.ics"));
+
+    let own = messages
+        .iter()
+        .find(|m| m["subject"] == "Your ticket for Quiz Night")
+        .expect("Bo's ticket mail");
+    assert!(own["to"].as_str().unwrap().contains("bo@example.com"));
+    let pages = pdf_of(own);
+    assert_eq!(pages.len(), 1, "only Bo's ticket");
+    assert!(pages[0].contains("Bo Jo") && pages[0].contains(codes[1].1.as_str()));
+    assert!(!pages[0].contains("Ana Lima"));
+    assert_eq!(inline_qrs(own), 1);
+    for part in ["text", "html"] {
+        let body = own[part].as_str().unwrap();
+        assert!(body.contains(codes[1].1.as_str()), "{body}");
+        assert!(!body.contains(codes[0].1.as_str()), "no one else's ticket");
+        assert!(!body.contains("/waivers/"), "no waiver on this event");
+    }
+    let rows: i64 = outbox::table
+        .filter(outbox::booking_id.eq(booking.id))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(rows, 2);
 }
 
 #[rocket::async_test]

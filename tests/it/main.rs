@@ -24,4 +24,5 @@ mod private;
 mod public;
 mod seed;
 mod server_version;
+mod tickets;
 mod two_factor;

@@ -5,3 +5,4 @@
 
 pub mod mail;
 pub mod payments;
+pub mod tickets_pdf;

@@ -3,13 +3,20 @@
 //! as it is now, sends it with lettre over SMTP (or into files), and records the outcome.
 //! A crash between a successful send and its commit can repeat one email (at-least-once);
 //! the Message-ID is stable per row so mail clients can tell.
+//!
+//! A confirmation carries every ticket of the booking as one PDF, an attendee's own ticket
+//! mail (`attendee_ticket`) only theirs; both are rendered at send time from the booking as
+//! it is then (`crate::tickets_pdf`), and each ticket's QR code is an inline PNG referenced
+//! by `cid:` from the HTML part: mail clients block SVG and data URIs, and a PNG made with
+//! the `png` crate from the QR module matrix keeps the `image` crate out (test
+//! `mail::each_attendee_with_an_email_gets_their_own_ticket_once`).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use diesel::prelude::*;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
@@ -35,6 +42,23 @@ pub struct Rendered {
     pub text: String,
     pub html: String,
     pub ics: Option<String>,
+    /// The tickets as PDF: (file name, bytes).
+    pub pdf: Option<(String, Vec<u8>)>,
+    /// Inline images of the HTML part: (Content-ID, PNG bytes).
+    pub inline: Vec<(String, Vec<u8>)>,
+}
+
+/// The host of `base_url`, without scheme, port or path (for Message-IDs and Content-IDs).
+fn host_of(base_url: &str) -> String {
+    base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or("localhost")
+        .split(['/', ':'])
+        .next()
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// Renders outbox rows (cheap to clone into blocking database tasks).
@@ -183,15 +207,7 @@ impl Mailer {
     }
 
     async fn send(&self, id: i64, mail: Rendered) -> Result<(), (bool, String)> {
-        let host = self
-            .base_url
-            .split("://")
-            .nth(1)
-            .unwrap_or("localhost")
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("localhost")
-            .to_string();
+        let host = host_of(&self.base_url);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(mail.to)
@@ -200,18 +216,45 @@ impl Mailer {
         if let Some(r) = &self.reply_to {
             builder = builder.reply_to(r.clone());
         }
-        let body = MultiPart::alternative_plain_html(mail.text, mail.html);
-        let message = match mail.ics {
-            Some(ics) => builder.multipart(
-                MultiPart::mixed().multipart(body).singlepart(
-                    Attachment::new("event.ics".into()).body(
-                        ics,
-                        ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
-                            .expect("valid content type"),
-                    ),
+        let body = if mail.inline.is_empty() {
+            MultiPart::alternative_plain_html(mail.text, mail.html)
+        } else {
+            // The HTML part and the images it shows by `cid:` belong together.
+            let png = ContentType::parse("image/png").expect("valid content type");
+            let related = mail.inline.into_iter().fold(
+                MultiPart::related().singlepart(SinglePart::html(mail.html)),
+                |related, (cid, bytes)| {
+                    related.singlepart(Attachment::new_inline(cid).body(bytes, png.clone()))
+                },
+            );
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(mail.text))
+                .multipart(related)
+        };
+        let mut files = Vec::new();
+        if let Some((name, bytes)) = mail.pdf {
+            files.push(Attachment::new(name).body(
+                bytes,
+                ContentType::parse("application/pdf").expect("valid content type"),
+            ));
+        }
+        if let Some(ics) = mail.ics {
+            files.push(
+                Attachment::new("event.ics".into()).body(
+                    ics,
+                    ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
+                        .expect("valid content type"),
                 ),
-            ),
-            None => builder.multipart(body),
+            );
+        }
+        let message = if files.is_empty() {
+            builder.multipart(body)
+        } else {
+            builder.multipart(
+                files
+                    .into_iter()
+                    .fold(MultiPart::mixed().multipart(body), |m, f| m.singlepart(f)),
+            )
         }
         .map_err(|e| (true, format!("message: {e}")))?;
         match &self.transport {
@@ -294,6 +337,44 @@ impl Renderer {
                 })
             });
         let booking_url = format!("{}/bookings/{}", self.base_url, booking.access_token);
+        // The tickets this mail carries: all of a paid booking's in the confirmation, the
+        // attendee's own in their ticket mail, none otherwise (or once no longer valid).
+        let tickets = match (row.kind.as_str(), &attendee) {
+            ("confirmation", _) => crate::tickets_pdf::booking_tickets(conn, &booking, None),
+            ("attendee_ticket", Some(a)) => {
+                crate::tickets_pdf::booking_tickets(conn, &booking, Some(&a.ticket_code))
+            }
+            _ => Ok(Vec::new()),
+        }
+        .map_err(|e| e.to_string())?;
+        let host = host_of(&self.base_url);
+        let cid = |code: &str| format!("qr-{code}@{host}");
+        let mut inline = Vec::new();
+        for t in &tickets {
+            match crate::tickets_pdf::qr_png(&t.code, 4) {
+                Ok(png) => inline.push((cid(&t.code), png)),
+                Err(e) => tracing::error!(outbox = id, error = %e, "QR image not made"),
+            }
+        }
+        let has_qr = |code: &str| inline.iter().any(|(c, _)| *c == cid(code));
+        let pdf = if tickets.is_empty() {
+            None
+        } else {
+            let name = match (row.kind.as_str(), &attendee) {
+                ("attendee_ticket", Some(a)) => {
+                    format!("ticket-{}-{}.pdf", booking.reference, a.ticket_code)
+                }
+                _ => format!("tickets-{}.pdf", booking.reference),
+            };
+            match crate::tickets_pdf::render(&format!("Tickets {}", booking.reference), &tickets) {
+                Ok(bytes) => Some((name, bytes)),
+                // The mail still links the booking page; the PDF is not worth failing it.
+                Err(e) => {
+                    tracing::error!(outbox = id, error = %e, "ticket PDF not made");
+                    None
+                }
+            }
+        };
         let ctx = json!({
             "site_name": self.site_name,
             "booking": {
@@ -310,8 +391,18 @@ impl Renderer {
                 "timezone": event.timezone,
                 "waiver_required": event.waiver_required,
             },
-            "attendees": people.iter().map(|a| json!({ "name": a.name, "ticket_code": a.ticket_code })).collect::<Vec<_>>(),
-            "attendee": attendee.as_ref().map(|a| json!({ "name": a.name })),
+            "attendees": people.iter().map(|a| json!({
+                "name": a.name,
+                "ticket_code": a.ticket_code,
+                "qr_cid": has_qr(&a.ticket_code).then(|| cid(&a.ticket_code)),
+            })).collect::<Vec<_>>(),
+            "attendee": attendee.as_ref().map(|a| json!({
+                "name": a.name,
+                "ticket_code": a.ticket_code,
+                "ticket_type": tickets.iter().find(|t| t.code == a.ticket_code).map(|t| t.ticket_type.clone()),
+                "qr_cid": has_qr(&a.ticket_code).then(|| cid(&a.ticket_code)),
+            })),
+            "has_pdf": pdf.is_some(),
             "payment": payment,
             "waiver_url": waiver_token.map(|t| format!("{}/waivers/{t}", self.base_url)),
         });
@@ -330,6 +421,7 @@ impl Renderer {
         let subject = match row.kind.as_str() {
             "confirmation" => format!("Your tickets for {} ({})", event.title, booking.reference),
             "waiver_request" => format!("Please sign the waiver for {}", event.title),
+            "attendee_ticket" => format!("Your ticket for {}", event.title),
             "waiver_reminder" => format!(
                 "Reminder: sign the waiver for {} before it starts",
                 event.title
@@ -379,6 +471,8 @@ impl Renderer {
             text,
             html,
             ics,
+            pdf,
+            inline,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The mail outbox: a state change that owes the buyer an email writes an `outbox` row in
+//! The mail outbox: a state change that owes the buyer (or an attendee) an email writes an `outbox` row in
 //! its own transaction ([`on_transition`], [`late_payment`], [`queue_waiver_reminders`]);
 //! the row's `dedupe_key` makes a second copy impossible. The sender (`ticketing_app::mail`)
 //! claims due rows ([`claim_due`]), renders and sends them, and stores each attempt's
@@ -104,9 +104,10 @@ pub fn on_transition(
                 None,
             )?;
             let event = Event::find(conn, booking.event_id)?;
+            let people = booking.attendees(conn)?;
             if event.waiver_required {
                 crate::waivers::ensure_current_text(conn, &event)?;
-                for a in booking.attendees(conn)? {
+                for a in &people {
                     crate::waivers::ensure_waiver(conn, a.id)?;
                     enqueue(
                         conn,
@@ -116,6 +117,24 @@ pub fn on_transition(
                         Some(a.id),
                     )?;
                 }
+            }
+            // Each attendee with an address other than the buyer's gets their own ticket
+            // (the buyer's confirmation carries them all); once per attendee, however often
+            // the payment is settled (test `mail::each_attendee_with_an_email_gets_their_own_ticket_once`).
+            for a in people.iter().filter(|a| {
+                !a.email.trim().is_empty()
+                    && !a
+                        .email
+                        .trim()
+                        .eq_ignore_ascii_case(booking.buyer_email.trim())
+            }) {
+                enqueue(
+                    conn,
+                    "attendee_ticket",
+                    &format!("attendee_ticket:{}", a.id),
+                    booking.id,
+                    Some(a.id),
+                )?;
             }
         }
         (BookingState::Paid, BookingState::Refunded) => enqueue(

@@ -1,5 +1,6 @@
 //! The buyer's booking page (`/bookings/<token>`): tickets with QR codes once paid, what
-//! was refunded, and the event as an `.ics` calendar file.
+//! was refunded, the event as an `.ics` calendar file, and the tickets as PDF
+//! (`tickets.pdf` for all, `tickets/<code>.pdf` for one attendee's; tests `it::tickets::*`).
 
 use chrono::Utc;
 use rocket::http::Header;
@@ -87,6 +88,66 @@ pub(super) async fn calendar(
         disposition: Header::new(
             "Content-Disposition",
             format!("attachment; filename=\"{}.ics\"", l.booking.reference),
+        ),
+    })
+}
+
+#[derive(Responder)]
+#[response(content_type = "application/pdf")]
+pub(super) struct Pdf {
+    body: Vec<u8>,
+    disposition: Header<'static>,
+}
+
+/// All tickets of a paid booking, one page each.
+#[get("/<token>/tickets.pdf")]
+pub(super) async fn tickets_pdf(db: &State<Db>, token: &str) -> AppResult<Pdf> {
+    pdf(db, token, None).await
+}
+
+/// One attendee's ticket: `file` is `<ticket code>.pdf`.
+#[get("/<token>/tickets/<file>")]
+pub(super) async fn ticket_pdf(db: &State<Db>, token: &str, file: &str) -> AppResult<Pdf> {
+    let code = file
+        .strip_suffix(".pdf")
+        .filter(|c| (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .ok_or_else(AppError::not_found)?;
+    pdf(db, token, Some(code)).await
+}
+
+/// The PDF of a paid booking's tickets (or of the one with `code`); 404 for an unknown
+/// token or code and for a booking without valid tickets (unpaid, cancelled, refunded).
+async fn pdf(db: &Db, token: &str, code: Option<&str>) -> AppResult<Pdf> {
+    if !looks_like_token(token) {
+        return Err(AppError::not_found());
+    }
+    let (token, only) = (token.to_string(), code.map(str::to_string));
+    let (reference, tickets) = db
+        .run(move |conn| {
+            let booking = crate::models::Booking::find_by_access_token(conn, &token)?;
+            let booking = crate::bookings::lifecycle::refresh(conn, booking, Utc::now())?;
+            let tickets = crate::tickets_pdf::booking_tickets(conn, &booking, only.as_deref())?;
+            Ok((booking.reference, tickets))
+        })
+        .await?;
+    if tickets.is_empty() {
+        return Err(AppError::not_found());
+    }
+    let filename = match code {
+        Some(code) => format!("ticket-{reference}-{code}.pdf"),
+        None => format!("tickets-{reference}.pdf"),
+    };
+    let title = format!("Tickets {reference}");
+    let body =
+        rocket::tokio::task::spawn_blocking(move || crate::tickets_pdf::render(&title, &tickets))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+    Ok(Pdf {
+        body,
+        disposition: Header::new(
+            "Content-Disposition",
+            format!("attachment; filename=\"{filename}\""),
         ),
     })
 }

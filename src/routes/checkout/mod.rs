@@ -46,7 +46,12 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn booking_routes() -> Vec<Route> {
-    routes![booking::booking_page, booking::calendar]
+    routes![
+        booking::booking_page,
+        booking::calendar,
+        booking::tickets_pdf,
+        booking::ticket_pdf
+    ]
 }
 
 /// A page or a redirect.
