@@ -14,6 +14,7 @@ pub mod fairings;
 pub mod front;
 pub mod hashing;
 pub mod jobs;
+pub mod legal;
 pub mod limiter;
 pub mod logging;
 pub mod metrics;
@@ -170,8 +171,15 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         static_version: static_version(&config.static_dir),
     };
     let (site_name, version) = (info.site_name.clone(), info.static_version.clone());
+    let footer = legal::SiteFooter::default();
+    let footer_for_templates = footer.clone();
     let templates = Template::custom(move |engines| {
         let (site_name, version) = (site_name.clone(), version.clone());
+        let footer = footer_for_templates.clone();
+        engines.tera.register_function(
+            "footer",
+            move |_: &std::collections::HashMap<String, tera::Value>| Ok(footer.get()),
+        );
         engines.tera.register_function(
             "site_name",
             move |_: &std::collections::HashMap<String, tera::Value>| {
@@ -214,6 +222,8 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         ))
         .manage(cache::EventCache::default())
         .manage(cache::ListingCache::default())
+        .manage(footer.clone())
+        .attach(footer.fairing())
         .manage(net::TrustedProxies {
             ranges: config.cloudflare_ranges.clone(),
         })

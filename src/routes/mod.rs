@@ -6,6 +6,7 @@ use rocket::{Build, Rocket};
 pub mod admin;
 pub mod checkout;
 pub mod find;
+pub mod legal;
 pub mod ops;
 pub mod payments;
 pub mod private;
@@ -22,6 +23,7 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/bookings", checkout::booking_routes())
         .mount("/payments/paypal", payments::routes())
         .mount("/waivers", waivers::routes())
+        .mount("/legal", legal::routes())
         .mount("/admin", admin::routes())
         .register("/admin", admin::catchers())
         .mount("/", ops::routes())

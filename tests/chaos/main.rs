@@ -318,6 +318,7 @@ async fn run(rig: &mut Rig, seed: u64, totals: &mut Totals) {
     let res = buyer
         .client
         .post(rig.url(&format!("/checkout/{}/confirm", buyer.token)))
+        .form(&[("accept_terms", "true")])
         .send()
         .await
         .unwrap();

@@ -101,6 +101,7 @@ async function fillDetails(w, buyer, attendees) {
 
 /** From the review page to the PayPal simulator's approval page. */
 async function goToPayPal(w) {
+  await w.page.getByLabel("I accept the terms and the refund policy").check();
   await w.page.getByRole("button", { name: /^Pay .* with PayPal$/ }).click();
   await w.page.waitForURL((u) => u.href.startsWith(`${stack.simUrl}/checkoutnow`));
   await w.check("paypal-approval");

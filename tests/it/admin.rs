@@ -14,6 +14,8 @@ const ADMIN_ONLY: &[&str] = &[
     "/admin/audit?<action>",
     "/admin/bookings/<id>/cancel",
     "/admin/bookings/<id>/refund",
+    "/admin/settings",
+    "/admin/legal/<slug>",
 ];
 
 fn user(conn: &mut PgConnection, email: &str, role: &str) -> User {
@@ -112,6 +114,8 @@ async fn book_free_seat(app: &TestApp, event_id: i64, type_id: i64) {
     let res = app
         .client
         .post(format!("{checkout}/confirm"))
+        .header(ContentType::Form)
+        .body("accept_terms=true")
         .dispatch()
         .await;
     assert_eq!(res.status(), Status::SeeOther);
@@ -120,7 +124,10 @@ async fn book_free_seat(app: &TestApp, event_id: i64, type_id: i64) {
 /// A concrete URL for a route: `<id>` → 1, required query parameters filled in.
 fn concrete(uri: &str) -> String {
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let path = path.replace("<id>", "1").replace("<action>", "publish");
+    let path = path
+        .replace("<id>", "1")
+        .replace("<action>", "publish")
+        .replace("<slug>", "terms");
     if query.contains("<event>") && path.ends_with(".csv") {
         format!("{path}?event=1")
     } else {
@@ -231,7 +238,8 @@ async fn forms_without_the_right_csrf_token_are_refused_and_change_nothing() {
     for uri in &posts {
         let path = uri
             .replace("<id>", &booking_id.to_string())
-            .replace("<action>", "publish");
+            .replace("<action>", "publish")
+            .replace("<slug>", "terms");
         for body in [
             "".to_string(),
             "csrf=wrong-token".to_string(),
@@ -436,6 +444,8 @@ async fn csv_export_has_the_rows_with_formulas_neutralised_and_changes_are_audit
         assert_eq!(res.status(), Status::SeeOther);
         app.client
             .post(format!("{checkout}/confirm"))
+            .header(ContentType::Form)
+            .body("accept_terms=true")
             .dispatch()
             .await;
         tokens.push(checkout);

@@ -369,7 +369,8 @@ async fn checkout_details_are_validated_then_a_free_booking_is_confirmed() {
     assert!(review.contains("&lt;b&gt;Bob"), "names are escaped");
     assert!(!review.contains("<b>Bob"));
 
-    let (status, done, _) = post_form(&app, &format!("{checkout}/confirm"), "").await;
+    let (status, done, _) =
+        post_form(&app, &format!("{checkout}/confirm"), "accept_terms=true").await;
     assert_eq!(status, Status::SeeOther);
     let booking_url = format!("/bookings/{token}");
     assert_eq!(done.as_deref(), Some(booking_url.as_str()));
@@ -397,7 +398,8 @@ async fn checkout_details_are_validated_then_a_free_booking_is_confirmed() {
     assert!(ics.contains("SUMMARY:Free Talk") && ics.contains("BEGIN:VEVENT"));
 
     // Confirming again changes nothing; the checkout now leads to the booking page.
-    let (status, again, _) = post_form(&app, &format!("{checkout}/confirm"), "").await;
+    let (status, again, _) =
+        post_form(&app, &format!("{checkout}/confirm"), "accept_terms=true").await;
     assert_eq!(status, Status::SeeOther);
     assert_eq!(again.as_deref(), Some(booking_url.as_str()));
     assert_eq!(seat_state(&mut c, event.id), (2, 1));

@@ -238,7 +238,12 @@ async fn released_expired_and_paid_holds_free_the_budget() {
         post(&app, &format!("/checkout/{third}"), body).await.0,
         Status::SeeOther
     );
-    post(&app, &format!("/checkout/{third}/confirm"), "").await;
+    post(
+        &app,
+        &format!("/checkout/{third}/confirm"),
+        "accept_terms=true",
+    )
+    .await;
     assert_eq!(booking(&mut c, &third).state, "paid");
     assert_eq!(booking(&mut c, &third).client_key, None);
     assert_eq!(
@@ -431,6 +436,7 @@ async fn event_pages_say_how_many_seats_are_in_other_buyers_baskets() {
     assert_eq!(res.status(), 303);
     client
         .post(server.url(&format!("{first}/confirm")))
+        .form(&[("accept_terms", "true")])
         .send()
         .await
         .unwrap();

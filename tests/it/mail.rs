@@ -124,6 +124,7 @@ async fn book_free(
     let token = hold_with_details(&client, app, event_id, type_id, &attendees).await;
     let res = client
         .post(app.url(&format!("/checkout/{token}/confirm")))
+        .form(&[("accept_terms", "true")])
         .send()
         .await
         .unwrap();

@@ -12,6 +12,7 @@ mod hardening;
 mod health;
 mod hoarding;
 mod jobs;
+mod legal;
 mod mail;
 mod metrics;
 mod migrations;

@@ -154,6 +154,7 @@ impl World {
         let res = self
             .client
             .post(self.app.url(&format!("/checkout/{token}/confirm")))
+            .form(&[("accept_terms", "true")])
             .send()
             .await
             .unwrap();

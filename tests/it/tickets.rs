@@ -43,6 +43,7 @@ async fn paid_booking() -> (TestServer, String, Vec<String>) {
     let token = hold_with_details(&client, &app, event.id, t.id, &people).await;
     let res = client
         .post(app.url(&format!("/checkout/{token}/confirm")))
+        .form(&[("accept_terms", "true")])
         .send()
         .await
         .unwrap();

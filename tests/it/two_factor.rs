@@ -364,7 +364,8 @@ async fn a_pending_session_opens_nothing_but_the_code_step() {
             .next()
             .unwrap()
             .replace("<id>", &admin.id.to_string())
-            .replace("<action>", "publish");
+            .replace("<action>", "publish")
+            .replace("<slug>", "terms");
         if path.ends_with(".csv") {
             path.push_str("?event=1");
         }

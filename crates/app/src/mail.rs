@@ -375,8 +375,27 @@ impl Renderer {
                 }
             }
         };
+        // Every mail's footer names the organiser and links the legal pages
+        // (`legal::mails_name_the_organiser`).
+        let organiser = match ticketing_db::models::Organiser::get(conn) {
+            Ok(o) => Some(json!({
+                "name": o.name,
+                "address": o.address,
+                "contact_email": o.contact_email,
+                "phone": o.phone,
+            })),
+            Err(diesel::NotFound) => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        let legal: Vec<_> = ticketing_db::models::LegalPage::all(conn)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|p| json!({ "title": p.title, "url": format!("{}/legal/{}", self.base_url, p.slug) }))
+            .collect();
         let ctx = json!({
             "site_name": self.site_name,
+            "organiser": organiser,
+            "legal": legal,
             "booking": {
                 "reference": booking.reference,
                 "buyer_name": booking.buyer_name,

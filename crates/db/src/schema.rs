@@ -88,6 +88,8 @@ diesel::table! {
         closed_at -> Nullable<Timestamptz>,
         client_key -> Nullable<Text>,
         private_link_hash -> Nullable<Text>,
+        terms_version -> Nullable<Int4>,
+        terms_accepted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -108,6 +110,28 @@ diesel::table! {
         waiver_required -> Bool,
         waiver_text -> Text,
         created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    legal_pages (slug) {
+        slug -> Text,
+        title -> Text,
+        body -> Text,
+        version -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organiser (id) {
+        id -> Bool,
+        name -> Text,
+        address -> Text,
+        contact_email -> Text,
+        phone -> Text,
+        vat_id -> Nullable<Text>,
         updated_at -> Timestamptz,
     }
 }
@@ -289,6 +313,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     booking_items,
     bookings,
     events,
+    legal_pages,
+    organiser,
     outbox,
     payments,
     refunds,

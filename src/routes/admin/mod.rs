@@ -1,7 +1,8 @@
 //! Admin area (`/admin`), one module per page area: `session` (login, logout, password),
 //! `dashboard`, `events`, `ticket_types`, `bookings` (list, detail, cancel, resend mail),
-//! `refunds`, `checkin`, `users`, `audit`, `exports` (CSV), `outbox` (the mail page) and
-//! `twofactor` (the code step after the password, TOTP enrolment). This
+//! `refunds`, `checkin`, `users`, `audit`, `exports` (CSV), `outbox` (the mail page),
+//! `twofactor` (the code step after the password, TOTP enrolment) and `legal` (the
+//! organiser settings and the legal pages). This
 //! module mounts them and holds what their pages share: the page renderer, the catchers, the
 //! CSRF-only form and the amount parser.
 //!
@@ -41,6 +42,7 @@ mod checkin;
 mod dashboard;
 mod events;
 mod exports;
+mod legal;
 mod outbox;
 mod refunds;
 mod session;
@@ -90,7 +92,11 @@ pub fn routes() -> Vec<Route> {
         twofactor::regenerate,
         twofactor::disable,
         users::require_two_factor,
-        users::reset_two_factor
+        users::reset_two_factor,
+        legal::settings_page,
+        legal::save_settings,
+        legal::legal_edit_page,
+        legal::save_legal
     ]
 }
 

@@ -186,6 +186,7 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             "hold_expires_at": b.hold_expires_at.to_rfc3339(),
             "hold_expires_local": timefmt::local_time(b.hold_expires_at, tz),
             "minutes_left": minutes_left,
+            "terms_accepted": b.terms_version.is_some(),
         },
         "event": {
             "title": l.event.title,

@@ -1,7 +1,11 @@
 //! The last checkout steps: the review page, then confirm (a free booking is confirmed at
-//! once; a paid one goes to PayPal) or release the seats.
+//! once; a paid one goes to PayPal) or release the seats. Confirming needs the ticked box
+//! "I accept the terms and the refund policy": without it the review page comes back with
+//! the message next to the box and nothing changes; with it the booking records the terms
+//! version and the time (`legal::review_needs_the_terms_box`, `legal::free_booking_records_terms`).
 
 use diesel::prelude::*;
+use rocket::form::{Form, FromForm};
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, State};
@@ -13,8 +17,9 @@ use crate::bookings::lifecycle::transition;
 use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::models::BookingState;
+use crate::models::{BookingState, LegalPage};
 use crate::paypal::PayPal;
+use crate::schema::bookings;
 use ticketing_db::ErrorKind;
 
 #[get("/<token>/review")]
@@ -32,12 +37,25 @@ pub(super) async fn review(db: &State<Db>, token: &str) -> AppResult<Page> {
     )))
 }
 
-/// The buyer confirms: a free booking is confirmed at once; a paid one goes to PayPal.
-#[post("/<token>/confirm")]
+/// The message next to the terms box when it was not ticked.
+pub const TERMS_REQUIRED: &str =
+    "Tick the box to accept the terms and the refund policy before you confirm.";
+
+/// The confirm form: only the terms box (a missing or unreadable body is an unticked box).
+#[derive(FromForm)]
+pub(super) struct ConfirmForm {
+    #[field(default = false)]
+    accept_terms: bool,
+}
+
+/// The buyer confirms: a free booking is confirmed at once; a paid one goes to PayPal. A
+/// booking whose buyer has not accepted the terms yet needs the ticked box first.
+#[post("/<token>/confirm", data = "<form>")]
 pub(super) async fn confirm(
     db: &State<Db>,
     paypal: &State<PayPal>,
     token: &str,
+    form: Option<Form<ConfirmForm>>,
 ) -> AppResult<Page> {
     let l = load(db, token).await?;
     let state = l.booking.state();
@@ -46,6 +64,32 @@ pub(super) async fn confirm(
     }
     if !l.booking.has_details() {
         return Ok(Page::Redirect(Redirect::to(format!("/checkout/{token}"))));
+    }
+    if l.booking.terms_version.is_none() {
+        if !form.is_some_and(|f| f.accept_terms) {
+            let mut ctx = context(&l, false);
+            ctx["terms_error"] = json!(TERMS_REQUIRED);
+            return Ok(Page::Status((
+                Status::UnprocessableEntity,
+                Template::render("checkout_review", ctx),
+            )));
+        }
+        let id = l.booking.id;
+        db.run(move |conn| {
+            let version = LegalPage::terms_version(conn)?;
+            diesel::update(
+                bookings::table
+                    .find(id)
+                    .filter(bookings::terms_version.is_null()),
+            )
+            .set((
+                bookings::terms_version.eq(version),
+                bookings::terms_accepted_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+            Ok(())
+        })
+        .await?;
     }
     if l.booking.total_minor > 0 {
         return match paypal.start(db, l.booking.id).await {

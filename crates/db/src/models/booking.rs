@@ -119,6 +119,10 @@ pub struct Booking {
     /// `tokens::derived("event-link", token)` of the private link the booking was made
     /// with; `None` when it was made on the public page.
     pub private_link_hash: Option<String>,
+    /// The version of the terms (`legal_pages` `terms`) the buyer accepted on the review
+    /// page, and when; `None` until they confirm.
+    pub terms_version: Option<i32>,
+    pub terms_accepted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Insertable)]

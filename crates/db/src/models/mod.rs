@@ -3,6 +3,7 @@
 
 pub mod booking;
 pub mod event;
+pub mod legal;
 pub mod outbox;
 pub mod payment;
 pub mod refund;
@@ -11,6 +12,7 @@ pub mod user;
 
 pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
+pub use legal::{LegalPage, Organiser, OrganiserChange, LEGAL_SLUGS};
 pub use outbox::OutboxRow;
 pub use payment::Payment;
 pub use refund::Refund;
