@@ -142,7 +142,13 @@ async function adminLogin(w, email, password) {
  * otherwise apply to the mail. */
 async function openMail(w, mail, name) {
   await w.page.goto("about:blank");
-  await w.page.setContent(mail.html, { waitUntil: "load" });
+  // A mail client shows `cid:` images from the mail's own parts; so does this page.
+  let html = mail.html;
+  for (const part of mail.inline ?? []) {
+    html = html.replaceAll(`cid:${part.cid}`, `data:${part.type};base64,${part.base64}`);
+  }
+  assert.ok(!html.includes('src="cid:'), "every inline image of the mail is one of its parts");
+  await w.page.setContent(html, { waitUntil: "load" });
   await w.check(name);
 }
 
@@ -463,6 +469,10 @@ journey("5-door-staff", async ({ person }) => {
   await guest.page.goto(`${stack.baseUrl}/events/rust-meetup-async-in-practice`);
   await reserve(guest, { "Free admission": 1 });
   await fillDetails(guest, visitor, [{ name: visitor.name }]);
+  // A free booking is sold under the terms too: confirming without the box is refused.
+  await guest.page.getByRole("button", { name: "Confirm free booking" }).click();
+  assert.ok(await guest.page.getByLabel("I accept the terms and the refund policy").evaluate((box) => !box.checkValidity()));
+  await guest.page.getByLabel("I accept the terms and the refund policy").check();
   await guest.page.getByRole("button", { name: "Confirm free booking" }).click();
   await guest.page.waitForURL(/\/bookings\//);
   await guest.check("ticket");

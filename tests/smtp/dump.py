@@ -24,7 +24,8 @@ for name in sorted(os.listdir(new)) if os.path.isdir(new) else []:
         elif part["Content-ID"] and not part.is_multipart():
             # Inline images (cid: references in the HTML part), without their < >.
             item["inline"].append({"cid": str(part["Content-ID"]).strip("<>"), "type": ctype,
-                                   "disposition": part.get_content_disposition() or ""})
+                                   "disposition": part.get_content_disposition() or "",
+                                   "base64": base64.b64encode(part.get_content()).decode()})
         elif ctype == "text/plain":
             item["text"] += part.get_content()
         elif ctype == "text/html":
