@@ -378,6 +378,27 @@ async fn checkout_details_are_validated_then_a_free_booking_is_confirmed() {
     assert!(page.contains("data-state=\"paid\""));
     assert_eq!(page.matches("<svg").count(), 2, "one QR code per attendee");
     assert!(page.contains("Free Talk"));
+    // "Add to Google Calendar" names the event and the reference, never the secret link.
+    let google = page
+        .split("href=\"")
+        .find(|s| {
+            s.starts_with("https:&#x2F;&#x2F;calendar.google.com")
+                || s.starts_with("https://calendar.google.com")
+        })
+        .expect("a Google Calendar link")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&");
+    assert!(
+        google.contains("action=TEMPLATE") && google.contains("text=Free+Talk"),
+        "{google}"
+    );
+    assert!(
+        !google.contains(&token),
+        "the booking's token went into {google}"
+    );
 
     let res = app
         .client

@@ -50,6 +50,25 @@ pub struct CalendarEvent<'a> {
     pub ends_at: DateTime<Utc>,
 }
 
+/// The "Add to Google Calendar" link for `event` (Google's event template URL, built with
+/// the `url` crate; times in UTC). Test `ics::tests::google_link_carries_the_event`.
+pub fn google_calendar_link(event: &CalendarEvent<'_>) -> String {
+    let stamp = |at: DateTime<Utc>| at.format("%Y%m%dT%H%M%SZ").to_string();
+    let dates = format!("{}/{}", stamp(event.starts_at), stamp(event.ends_at));
+    url::Url::parse_with_params(
+        "https://calendar.google.com/calendar/render",
+        &[
+            ("action", "TEMPLATE"),
+            ("text", event.title),
+            ("dates", dates.as_str()),
+            ("location", event.location),
+            ("details", event.description.as_str()),
+        ],
+    )
+    .expect("a fixed base URL parses")
+    .to_string()
+}
+
 /// A complete VCALENDAR with one VEVENT.
 pub fn calendar(event: &CalendarEvent<'_>, now: DateTime<Utc>) -> String {
     let lines = [
@@ -77,6 +96,28 @@ pub fn calendar(event: &CalendarEvent<'_>, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn google_link_carries_the_event() {
+        let start = Utc.with_ymd_and_hms(2026, 12, 12, 18, 30, 0).unwrap();
+        let link = google_calendar_link(&CalendarEvent {
+            uid: "BK-1@tickets.test".into(),
+            title: "Jazz & Blues",
+            location: "Hall 1, Berlin",
+            description: "Booking BK-1".into(),
+            url: "https://tickets.test/bookings/x".into(),
+            starts_at: start,
+            ends_at: start + chrono::Duration::hours(2),
+        });
+        let parsed = url::Url::parse(&link).unwrap();
+        assert_eq!(parsed.host_str(), Some("calendar.google.com"));
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["action"], "TEMPLATE");
+        assert_eq!(q["text"], "Jazz & Blues");
+        assert_eq!(q["dates"], "20261212T183000Z/20261212T203000Z");
+        assert_eq!(q["location"], "Hall 1, Berlin");
+        assert_eq!(q["details"], "Booking BK-1");
+    }
 
     #[test]
     fn escapes_and_folds() {

@@ -8,7 +8,7 @@ use rocket::{get, Responder, State};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use super::{context, load, load_on};
+use super::{context, load, load_on, Loaded};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::BookingState;
@@ -17,7 +17,11 @@ use crate::tokens::looks_like_token;
 use crate::AppInfo;
 
 #[get("/<token>")]
-pub(super) async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Template> {
+pub(super) async fn booking_page(
+    db: &State<Db>,
+    app: &State<AppInfo>,
+    token: &str,
+) -> AppResult<Template> {
     if !looks_like_token(token) {
         return Err(AppError::not_found());
     }
@@ -31,6 +35,7 @@ pub(super) async fn booking_page(db: &State<Db>, token: &str) -> AppResult<Templ
         .await?;
     let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
+    ctx["google_calendar"] = json!(google_calendar_link(&l, app));
     // Money that came after the booking closed: the page must not say "nothing was charged".
     ctx["unhonoured"] = json!(payment.as_ref().is_some_and(|p| p.unhonoured_at.is_some()));
     ctx["cancelled_at_paypal"] = json!(payment
@@ -52,6 +57,34 @@ pub(super) struct Calendar {
     disposition: Header<'static>,
 }
 
+/// The booking's calendar entry; its description links the booking page.
+fn calendar_event<'a>(l: &'a Loaded, app: &AppInfo) -> crate::ics::CalendarEvent<'a> {
+    let host = app.base_url.split("://").nth(1).unwrap_or("tickets");
+    let url = format!("{}/bookings/{}", app.base_url, l.booking.access_token);
+    crate::ics::CalendarEvent {
+        uid: format!("{}@{host}", l.booking.reference),
+        title: &l.event.title,
+        location: &l.event.venue,
+        description: format!(
+            "Booking {} ({} seat{}). Your tickets: {url}",
+            l.booking.reference,
+            l.booking.seats,
+            if l.booking.seats == 1 { "" } else { "s" }
+        ),
+        url,
+        starts_at: l.event.starts_at,
+        ends_at: l.event.ends_at,
+    }
+}
+
+/// The "Add to Google Calendar" link: the booking's secret link stays out of it (Google
+/// would keep it), so the entry names only the reference.
+fn google_calendar_link(l: &Loaded, app: &AppInfo) -> String {
+    let mut event = calendar_event(l, app);
+    event.description = format!("Booking {} at {}", l.booking.reference, app.site_name);
+    crate::ics::google_calendar_link(&event)
+}
+
 #[get("/<token>/calendar.ics")]
 pub(super) async fn calendar(
     db: &State<Db>,
@@ -59,30 +92,7 @@ pub(super) async fn calendar(
     token: &str,
 ) -> AppResult<Calendar> {
     let l = load(db, token).await?;
-    let host = app
-        .base_url
-        .split("://")
-        .nth(1)
-        .unwrap_or("tickets")
-        .to_string();
-    let url = format!("{}/bookings/{}", app.base_url, l.booking.access_token);
-    let body = crate::ics::calendar(
-        &crate::ics::CalendarEvent {
-            uid: format!("{}@{host}", l.booking.reference),
-            title: &l.event.title,
-            location: &l.event.venue,
-            description: format!(
-                "Booking {} ({} seat{}). Your tickets: {url}",
-                l.booking.reference,
-                l.booking.seats,
-                if l.booking.seats == 1 { "" } else { "s" }
-            ),
-            url,
-            starts_at: l.event.starts_at,
-            ends_at: l.event.ends_at,
-        },
-        Utc::now(),
-    );
+    let body = crate::ics::calendar(&calendar_event(&l, app), Utc::now());
     Ok(Calendar {
         body,
         disposition: Header::new(
