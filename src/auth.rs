@@ -510,6 +510,22 @@ pub fn login_csrf_ok(cookies: &CookieJar<'_>, token: &str) -> bool {
         .is_some_and(|c| same_secret(c.value(), token))
 }
 
+/// Ends every open session of `user_id` except `keep` (the one making the change), in the
+/// caller's transaction: deactivation, a two-factor reset, a password change.
+pub fn end_sessions(
+    conn: &mut PgConnection,
+    user_id: i64,
+    keep: Option<i64>,
+) -> QueryResult<usize> {
+    let open = admin_sessions::table
+        .filter(admin_sessions::user_id.eq(user_id))
+        .filter(admin_sessions::revoked_at.is_null())
+        .filter(admin_sessions::id.ne(keep.unwrap_or(-1)));
+    diesel::update(open)
+        .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)
+}
+
 /// Ends a session at once.
 pub async fn revoke(db: &Db, session_id: i64) -> Result<(), crate::error::AppError> {
     db.run(move |conn| {

@@ -277,7 +277,9 @@ impl Db {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut conn = checkout(&pool)?;
+            // The wait was counted at the gate; with a permit a connection is free or
+            // being made, so this checkout is not counted again.
+            let mut conn = pool.get().map_err(Error::from)?;
             f(&mut conn)
         })
         .await

@@ -19,7 +19,7 @@ use crate::error::AppResult;
 use crate::hashing::PasswordHasher;
 use crate::net::{ClientIp, ClientKey};
 use crate::routes::checkout::Page;
-use crate::schema::{admin_sessions, users};
+use crate::schema::users;
 use crate::AppInfo;
 
 #[get("/login?<next>")]
@@ -231,14 +231,7 @@ pub(super) async fn change_password(
                 ))
                 .execute(conn)?;
             // Other sessions of this account end; this one goes on.
-            diesel::update(
-                admin_sessions::table
-                    .filter(admin_sessions::user_id.eq(s2.user.id))
-                    .filter(admin_sessions::id.ne(session))
-                    .filter(admin_sessions::revoked_at.is_null()),
-            )
-            .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
-            .execute(conn)?;
+            auth::end_sessions(conn, s2.user.id, Some(session))?;
             auth::audit(
                 conn,
                 &s2,

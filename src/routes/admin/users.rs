@@ -22,7 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::hashing::PasswordHasher;
 use crate::models::{NewUser, User};
 use crate::routes::checkout::Page;
-use crate::schema::{admin_sessions, users};
+use crate::schema::users;
 
 /// Every staff account, for the users page.
 async fn user_rows(db: &Db, limits: &LoginLimits) -> AppResult<Vec<Value>> {
@@ -169,13 +169,7 @@ pub(super) async fn deactivate_user(
             if found == 0 {
                 return Err(diesel::result::Error::NotFound);
             }
-            diesel::update(
-                admin_sessions::table
-                    .filter(admin_sessions::user_id.eq(id))
-                    .filter(admin_sessions::revoked_at.is_null()),
-            )
-            .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
-            .execute(conn)?;
+            auth::end_sessions(conn, id, None)?;
             auth::audit(
                 conn,
                 &staff,
@@ -291,13 +285,7 @@ pub(super) async fn reset_two_factor(
                 };
                 User::disable_totp(conn, id)?;
                 // Whoever holds the lost phone's sessions is signed out.
-                diesel::update(
-                    admin_sessions::table
-                        .filter(admin_sessions::user_id.eq(id))
-                        .filter(admin_sessions::revoked_at.is_null()),
-                )
-                .set(admin_sessions::revoked_at.eq(diesel::dsl::now))
-                .execute(conn)?;
+                auth::end_sessions(conn, id, None)?;
                 auth::audit(
                     conn,
                     &staff,
