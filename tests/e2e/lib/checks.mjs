@@ -1,10 +1,35 @@
 // What every page the journeys visit must satisfy, and the screenshots of their steps:
-// no console errors, no failed requests, a label for every form field, and no horizontal
-// scrolling at a 375-pixel-wide viewport. A `Watch` follows one browser page from its
+// no console errors, no failed requests, a label for every form field, no horizontal
+// scrolling at a 375-pixel-wide viewport, and no axe-core violations (WCAG 2.1 A/AA and
+// best practices) at either width. A `Watch` follows one browser page from its
 // opening; `check()` takes the screenshots of a step and fails on whatever went wrong since
 // the previous step.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * axe-core's violations on the page as it is now, one line each. The script is evaluated
+ * through the DevTools protocol, so the site's Content-Security-Policy (which refuses inline
+ * scripts) stays in force for the page itself. Mails opened on about:blank are not site
+ * pages and are skipped.
+ */
+async function axeViolations(page) {
+  if (page.url() === "about:blank") return [];
+  const found = await page.evaluate(async (source) => {
+    if (!window.axe) (0, eval)(source);
+    const result = await window.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
+      resultTypes: ["violations"],
+    });
+    return result.violations.map(
+      (v) => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`,
+    );
+  }, axeSource);
+  return found;
+}
 
 export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE_WIDTH = 375;
@@ -88,6 +113,7 @@ export class Watch {
       return bad;
     });
     for (const f of unlabelled) this.problems.push(`field without a label on ${page.url()}: ${f}`);
+    for (const v of await axeViolations(page)) this.problems.push(`axe on ${page.url()}: ${v}`);
 
     const viewport = page.viewportSize() ?? DESKTOP;
     await page.setViewportSize({ width: PHONE_WIDTH, height: 800 });
@@ -104,6 +130,7 @@ export class Watch {
       return { scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, wide };
     });
     await page.screenshot({ path: `${base}-375px.png`, fullPage: true });
+    for (const v of await axeViolations(page)) this.problems.push(`axe at ${PHONE_WIDTH}px on ${page.url()}: ${v}`);
     await page.setViewportSize(viewport);
     if (overflow) {
       this.problems.push(
