@@ -2,9 +2,11 @@
 // stack and checks of lib/harness.mjs; screenshots (desktop and 375 px) go to target/e2e/.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 import { waitForMail } from "./lib/mail.mjs";
 import {
+  outDir,
   stack,
   journey,
   reserve,

@@ -29,11 +29,11 @@ pub(crate) fn approval_page(sim: &State<Arc<Sim>>, token: &str) -> Result<RawHtm
     Ok(RawHtml(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>PayPal Simulator</title><link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}button{{display:block;width:100%;margin:.5rem 0;padding:.8rem;font-size:1rem;border-radius:8px;border:1px solid #888;cursor:pointer}}.approve{{background:#ffc439;border-color:#ffc439}}</style></head>
-<body><h1>PayPal Simulator</h1><p>Pay <strong id="amount">{value} {currency}</strong> for <span>{desc}</span>.</p>
+<body><main><h1>PayPal Simulator</h1><p>Pay <strong id="amount">{value} {currency}</strong> for <span>{desc}</span>.</p>
 <form method="post" action="/checkoutnow/{id}/approve"><button class="approve" type="submit">Approve</button></form>
 <form method="post" action="/checkoutnow/{id}/decline"><button type="submit">Decline (card will be refused)</button></form>
 <form method="post" action="/checkoutnow/{id}/cancel"><button type="submit">Cancel and return</button></form>
-<p><small>Test double of PayPal for local work. No money moves.</small></p></body></html>"#,
+<p><small>Test double of PayPal for local work. No money moves.</small></p></main></body></html>"#,
         value = esc(amount["value"].as_str().unwrap_or("")),
         currency = esc(amount["currency_code"].as_str().unwrap_or("")),
         desc = esc(order.body["purchase_units"][0]["description"]

@@ -7,14 +7,14 @@ import { fileURLToPath } from "node:url";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
 import { startStack } from "./stack.mjs";
 import { DESKTOP, Watch } from "./checks.mjs";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
-const outDir = resolve(process.env.E2E_OUT || join(root, "target/e2e"));
+export const outDir = resolve(process.env.E2E_OUT || join(root, "target/e2e"));
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
 
 /** The running stack of this file (set before the first journey). */
@@ -30,6 +30,7 @@ before(async () => {
     binDir: resolve(process.env.E2E_BIN_DIR || join(root, "target/debug")),
     outDir,
     python: process.env.SMTP_PYTHON || "python3",
+    tag: basename(process.argv[1] ?? "stack", ".test.mjs"),
   });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",

@@ -78,7 +78,9 @@ function smtpOpen(port) {
  * `opts.binDir` holds the `ticketing` and `paypal-simulator` binaries, `opts.outDir` gets
  * the logs.
  */
-export async function startStack({ adminUrl, binDir, outDir, python = "python3" }) {
+export async function startStack({ adminUrl, binDir, outDir, python = "python3", tag = "stack" }) {
+  // Each journey file runs its own stack: its logs and maildir are named after the file.
+  outDir = join(outDir, tag);
   mkdirSync(outDir, { recursive: true });
   const children = [];
   const dbName = `e2e_${Date.now()}_${randomBytes(3).toString("hex")}`;
