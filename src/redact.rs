@@ -1,6 +1,6 @@
 //! The one redaction every log line goes through: secret tokens in addresses (private event
 //! links `/p/<token>`, booking pages `/bookings/<token>` and `/checkout/<token>`, waiver
-//! links `/waivers/<token>`), secret query values (`token=`, `state=`, `next=`,
+//! links `/waivers/<token>`, staff password links `/admin/set-password/<token>`), secret query values (`token=`, `state=`, `next=`,
 //! `access_token=`) and any other run of characters that looks like a random URL-safe token
 //! are replaced before the line is written. [`redact`] is the function; [`RedactedStdout`]
 //! is the writer `logging` installs, so Rocket's own messages ("No matching routes for PUT
@@ -25,7 +25,7 @@ const LITERAL_SEGMENTS: &[&str] = &["hold", "orders"];
 /// A token-bearing prefix (its slashes plain or percent-encoded, in any case) and the
 /// segment after it.
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)((?:/|%2f)(?:p|bookings|checkout|waivers)(?:/|%2f))([^/?#&%\s"'<>\\,;)]+)"#)
+    Regex::new(r#"(?i)((?:/|%2f)(?:p|bookings|checkout|waivers|set-password)(?:/|%2f))([^/?#&%\s"'<>\\,;)]+)"#)
         .expect("valid regex")
 });
 

@@ -40,8 +40,10 @@ impl Default for FindLimits {
 }
 
 impl FindLimits {
-    /// Counts a request; false when the network's or the address's budget is spent.
-    fn allow(&self, client: ClientKey, email: &str) -> bool {
+    /// Counts a request; false when the network's or the address's budget is spent. Shared
+    /// by every public form that mails a typed address (find my booking, forgot password), so
+    /// together they send an address at most 3 such mails per 20 minutes.
+    pub(crate) fn allow(&self, client: ClientKey, email: &str) -> bool {
         let (budgets, email) = (&self.0, email.to_lowercase());
         if !budgets.client.allows(&client) || !budgets.email.allows(&email) {
             return false;

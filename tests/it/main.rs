@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod accounts;
 mod admin;
 mod bookings;
 mod cli;

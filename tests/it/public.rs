@@ -323,3 +323,32 @@ async fn the_listing_says_what_can_be_bought() {
     assert!(card(&body, "Lecture").contains("Sales closed"));
     assert!(card(&body, "Tiny Club").contains("Sold out"));
 }
+
+/// Prices are written by the currency's CLDR rules (crates/core/src/money.rs): a yen price
+/// has no decimals and groups its thousands, a large euro price too.
+#[tokio::test]
+async fn prices_are_written_by_currency_rules() {
+    use diesel::prelude::*;
+    use ticketing::schema::ticket_types;
+    let app = TestApp::spawn().await;
+    let mut c = app.conn();
+    let tokyo = EventSpec::public("tokyo-night", 5)
+        .title("Tokyo Night")
+        .insert(&mut c);
+    let t = add_ticket_type(&mut c, &tokyo, "Seat", 3500, 50);
+    diesel::update(ticket_types::table.find(t.id))
+        .set(ticket_types::currency.eq("JPY"))
+        .execute(&mut c)
+        .unwrap();
+    let gala = EventSpec::public("grand-gala", 6)
+        .title("Grand Gala")
+        .insert(&mut c);
+    add_ticket_type(&mut c, &gala, "Box", 123_450, 5);
+
+    let (_, listing) = app.get_text("/").await;
+    assert!(listing.contains("¥3,500"), "{listing}");
+    assert!(listing.contains("€1,234.50"), "{listing}");
+    let (status, page) = app.get_text("/events/tokyo-night").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("¥3,500") && !page.contains("¥3500"), "{page}");
+}

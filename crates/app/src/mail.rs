@@ -312,7 +312,13 @@ impl Renderer {
             .select(OutboxRow::as_select())
             .first(conn)
             .map_err(|e| e.to_string())?;
-        let booking = Booking::find(conn, row.booking_id).map_err(|e| e.to_string())?;
+        if let Some(user_id) = row.user_id {
+            return self.render_account(conn, &row, user_id);
+        }
+        let booking_id = row
+            .booking_id
+            .ok_or("the mail has neither a booking nor an account")?;
+        let booking = Booking::find(conn, booking_id).map_err(|e| e.to_string())?;
         let event = Event::find(conn, booking.event_id).map_err(|e| e.to_string())?;
         let people: Vec<Attendee> = booking.attendees(conn).map_err(|e| e.to_string())?;
         let tz = event.tz();
@@ -377,21 +383,7 @@ impl Renderer {
         };
         // Every mail's footer names the organiser and links the legal pages
         // (`legal::mails_name_the_organiser`).
-        let organiser = match ticketing_db::models::Organiser::get(conn) {
-            Ok(o) => Some(json!({
-                "name": o.name,
-                "address": o.address,
-                "contact_email": o.contact_email,
-                "phone": o.phone,
-            })),
-            Err(diesel::NotFound) => None,
-            Err(e) => return Err(e.to_string()),
-        };
-        let legal: Vec<_> = ticketing_db::models::LegalPage::all(conn)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|p| json!({ "title": p.title, "url": format!("{}/legal/{}", self.base_url, p.slug) }))
-            .collect();
+        let (organiser, legal) = self.footer_context(conn)?;
         let ctx = json!({
             "site_name": self.site_name,
             "organiser": organiser,
@@ -492,6 +484,95 @@ impl Renderer {
             ics,
             pdf,
             inline,
+        })
+    }
+
+    /// The organiser and the legal pages' links every mail's footer shows.
+    fn footer_context(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<(Option<serde_json::Value>, Vec<serde_json::Value>), String> {
+        let organiser = match ticketing_db::models::Organiser::get(conn) {
+            Ok(o) => Some(json!({
+                "name": o.name,
+                "address": o.address,
+                "contact_email": o.contact_email,
+                "phone": o.phone,
+            })),
+            Err(diesel::NotFound) => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        let legal: Vec<_> = ticketing_db::models::LegalPage::all(conn)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|p| json!({ "title": p.title, "url": format!("{}/legal/{}", self.base_url, p.slug) }))
+            .collect();
+        Ok((organiser, legal))
+    }
+
+    /// A staff account's invite or password-reset mail, with the one-time link the outbox
+    /// row carries (`ticketing_domain::accounts`). Once sent, the token is gone from the
+    /// row, so the mail cannot be rendered again: the account gets a new link instead.
+    fn render_account(
+        &self,
+        conn: &mut PgConnection,
+        row: &OutboxRow,
+        user_id: i64,
+    ) -> Result<Rendered, String> {
+        use ticketing_db::schema::users;
+        let secret: Option<String> = outbox::table
+            .find(row.id)
+            .select(outbox::secret)
+            .first(conn)
+            .map_err(|e| e.to_string())?;
+        let token = secret.ok_or(
+            "this account link was sent already and is not kept: send a new one from Users",
+        )?;
+        let (email, name): (String, String) = users::table
+            .find(user_id)
+            .select((users::email, users::name))
+            .first(conn)
+            .map_err(|e| e.to_string())?;
+        let (organiser, legal) = self.footer_context(conn)?;
+        let (subject, valid_for) = match row.kind.as_str() {
+            "account_invite" => (format!("Your account at {}", self.site_name), "7 days"),
+            _ => (
+                format!("Reset your password at {}", self.site_name),
+                "1 hour",
+            ),
+        };
+        let ctx = json!({
+            "site_name": self.site_name,
+            "organiser": organiser,
+            "legal": legal,
+            "name": name,
+            "email": email,
+            "url": format!("{}/admin/set-password/{token}", self.base_url),
+            "valid_for": valid_for,
+        });
+        let ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
+        let text = self
+            .tera
+            .render(&format!("{}_text.tera", row.kind), &ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let html = self
+            .tera
+            .render(&format!("{}_html.tera", row.kind), &ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let to = Mailbox::new(
+            Some(name),
+            email
+                .parse()
+                .map_err(|e| format!("recipient {email:?}: {e}"))?,
+        );
+        Ok(Rendered {
+            to,
+            subject,
+            text,
+            html,
+            ics: None,
+            pdf: None,
+            inline: Vec::new(),
         })
     }
 }

@@ -1,7 +1,23 @@
 //! Money as integer minor units plus an ISO 4217 currency code; never floats.
-//! Knows how many minor digits each currency has (JPY has none, KWD has three).
+//! Knows how many minor digits each currency has (JPY has none, KWD has three) and shows
+//! amounts the way the Unicode CLDR says English writes them (`€1,234.50`, `¥3,500`,
+//! `CHF 9.00`), through ICU4X's currency formatter and its compiled CLDR data: no
+//! hand-written symbols or grouping (test `formats_by_cldr_rules`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use fixed_decimal::Decimal;
+use icu_decimal::DecimalFormatter;
+use icu_experimental::dimension::currency::formatter::CurrencyFormatter;
+use icu_locale_core::preferences::extensions::unicode::keywords::CurrencyType;
+use icu_locale_core::Locale;
 use serde::Serialize;
+use writeable::Writeable;
+
+/// The locale the site writes in. Its pages are English; amounts follow English (CLDR `en`)
+/// conventions whatever the currency.
+const LOCALE: &str = "en";
 
 /// Number of digits after the decimal point for `currency` (ISO 4217).
 pub fn minor_digits(currency: &str) -> u32 {
@@ -50,7 +66,7 @@ impl Money {
         )
     }
 
-    /// A price as shown to buyers: `€12.50`, `$5.00`, `¥1200`, `12.500 KWD`; `Free` for zero.
+    /// A price as shown to buyers: `€12.50`, `$5.00`, `¥1,200`, `KWD 12.500`; `Free` for zero.
     pub fn display(&self) -> String {
         if self.minor == 0 {
             return "Free".into();
@@ -60,15 +76,36 @@ impl Money {
 
     /// An amount with its currency, zero included (`€0.00`): sums such as revenue.
     pub fn amount(&self) -> String {
-        let amount = self.decimal_string();
-        match self.currency.as_str() {
-            "EUR" => format!("€{amount}"),
-            "USD" => format!("${amount}"),
-            "GBP" => format!("£{amount}"),
-            "JPY" => format!("¥{amount}"),
-            other => format!("{amount} {other}"),
-        }
+        let mut value = Decimal::from(self.minor);
+        value
+            .absolute
+            .multiply_pow10(-(minor_digits(&self.currency) as i16));
+        FORMATTERS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let formatter = cache
+                .entry(self.currency.clone())
+                .or_insert_with(|| formatter_for(&self.currency));
+            match formatter {
+                Some(f) => f
+                    .format_fixed_decimal(&value)
+                    .write_to_string()
+                    .into_owned(),
+                // Not a currency CLDR knows (checked at save; kept for old rows): the code.
+                None => format!("{} {}", self.currency, self.decimal_string()),
+            }
+        })
     }
+}
+
+thread_local! {
+    /// One formatter per currency per thread: building one reads the compiled data.
+    static FORMATTERS: RefCell<HashMap<String, Option<CurrencyFormatter<DecimalFormatter>>>> = RefCell::new(HashMap::new());
+}
+
+fn formatter_for(currency: &str) -> Option<CurrencyFormatter<DecimalFormatter>> {
+    let locale: Locale = LOCALE.parse().ok()?;
+    let code = CurrencyType::try_from_str(&currency.to_ascii_lowercase()).ok()?;
+    CurrencyFormatter::try_new_symbol((&locale).into(), code, Default::default()).ok()
 }
 
 #[cfg(test)]
@@ -90,9 +127,20 @@ mod tests {
         assert_eq!(Money::new(12500, "KWD").decimal_string(), "12.500");
         assert_eq!(Money::new(-150, "GBP").decimal_string(), "-1.50");
         assert_eq!(Money::new(1250, "EUR").display(), "€12.50");
-        assert_eq!(Money::new(1200, "JPY").display(), "¥1200");
-        assert_eq!(Money::new(900, "CHF").display(), "9.00 CHF");
+        assert_eq!(Money::new(1200, "JPY").display(), "¥1,200");
         assert_eq!(Money::new(0, "EUR").display(), "Free");
+    }
+
+    #[test]
+    fn formats_by_cldr_rules() {
+        assert_eq!(Money::new(350_000, "JPY").amount(), "¥350,000");
+        assert_eq!(Money::new(3500, "JPY").amount(), "¥3,500");
+        assert_eq!(Money::new(123_456_789, "EUR").amount(), "€1,234,567.89");
+        assert_eq!(Money::new(-150, "GBP").amount(), "-£1.50");
+        assert_eq!(Money::new(500, "USD").amount(), "$5.00");
+        assert_eq!(Money::new(900, "CHF").amount(), "CHF\u{a0}9.00");
+        assert_eq!(Money::new(12500, "KWD").amount(), "KWD\u{a0}12.500");
+        assert_eq!(Money::new(1999, "CAD").amount(), "CA$19.99");
     }
 
     #[test]

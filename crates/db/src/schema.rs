@@ -141,7 +141,7 @@ diesel::table! {
         id -> Int8,
         kind -> Text,
         dedupe_key -> Text,
-        booking_id -> Int8,
+        booking_id -> Nullable<Int8>,
         attendee_id -> Nullable<Int8>,
         state -> Text,
         attempts -> Int4,
@@ -151,6 +151,20 @@ diesel::table! {
         subject -> Text,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        user_id -> Nullable<Int8>,
+        secret -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    password_links (id) {
+        id -> Int8,
+        user_id -> Int8,
+        purpose -> Text,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -298,6 +312,7 @@ diesel::joinable!(booking_items -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> events (event_id));
 diesel::joinable!(payments -> bookings (booking_id));
 diesel::joinable!(outbox -> bookings (booking_id));
+diesel::joinable!(password_links -> users (user_id));
 diesel::joinable!(waivers -> attendees (attendee_id));
 diesel::joinable!(waivers -> waiver_texts (waiver_text_id));
 diesel::joinable!(waiver_texts -> events (event_id));
@@ -316,6 +331,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     legal_pages,
     organiser,
     outbox,
+    password_links,
     payments,
     refunds,
     ticket_types,

@@ -233,6 +233,8 @@ pub fn record(
                 outbox::to_email.eq(to),
                 outbox::subject.eq(subject),
                 outbox::last_error.eq(""),
+                // An account link's token leaves the database with its mail.
+                outbox::secret.eq(None::<String>),
             ))
             .execute(conn)?,
         Err((permanent, error)) => {
@@ -254,13 +256,19 @@ pub fn record(
     Ok(())
 }
 
-/// Puts a sent or failed email back in the queue (the admin's "resend").
+/// Puts a sent or failed email back in the queue (the admin's "resend"). Only a buyer's
+/// mail: an account link's token left with its mail, so it cannot be sent again (a new link
+/// is issued instead).
 pub fn resend(conn: &mut PgConnection, id: i64) -> QueryResult<usize> {
-    diesel::update(outbox::table.find(id))
-        .set((
-            outbox::state.eq("pending"),
-            outbox::next_attempt_at.eq(diesel::dsl::now),
-            outbox::attempts.eq(0),
-        ))
-        .execute(conn)
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::booking_id.is_not_null()),
+    )
+    .set((
+        outbox::state.eq("pending"),
+        outbox::next_attempt_at.eq(diesel::dsl::now),
+        outbox::attempts.eq(0),
+    ))
+    .execute(conn)
 }

@@ -269,7 +269,8 @@ pub(super) async fn resend_mail(
             conn.transaction(|conn| {
                 let booking_id: i64 = outbox::table
                     .find(id)
-                    .select(outbox::booking_id)
+                    .filter(outbox::booking_id.is_not_null())
+                    .select(outbox::booking_id.assume_not_null())
                     .first(conn)?;
                 crate::outbox::resend(conn, id)?;
                 auth::audit(

@@ -36,6 +36,7 @@ macro_rules! csrf_form {
     };
 }
 
+mod account_links;
 mod audit;
 mod bookings;
 mod checkin;
@@ -58,6 +59,12 @@ pub fn routes() -> Vec<Route> {
         session::login_page,
         session::login,
         session::logout,
+        account_links::forgot_password_page,
+        account_links::forgot_password,
+        account_links::set_password_page,
+        account_links::set_password,
+        users::invite_user,
+        users::change_role,
         dashboard::dashboard,
         bookings::bookings_list,
         bookings::booking_detail,

@@ -1,5 +1,7 @@
-//! Staff accounts (admins only): the list, creating an account (with a generated password
-//! shown once), deactivating one, which ends its sessions at once, and unlocking an account
+//! Staff accounts (admins only): the list, creating an account (which mails it an invite to
+//! choose its password: no password is ever shown on screen), sending an account a new
+//! password link, changing its role, deactivating one, which ends its sessions at once, and
+//! unlocking an account
 //! that failed logins have locked on some network; requiring two-factor authentication of an
 //! account, and resetting an account's second factor (a lost phone), which also ends its
 //! sessions.
@@ -91,10 +93,11 @@ pub(super) async fn create_user(
     if !["admin", "staff"].contains(&f.role.as_str()) {
         errors.insert("role", "Choose admin or staff.".into());
     }
-    let password = crate::passwords::generate();
     let mut created = None;
     if errors.is_empty() {
-        let hash = hasher.hash(&password).await?;
+        // Until the invite is used the account has a password nobody knows, so a login
+        // attempt costs the same time as for any account.
+        let hash = hasher.hash(&crate::passwords::generate()).await?;
         let (email, name, role, s2) =
             (email.unwrap(), name.unwrap(), f.role.clone(), staff.clone());
         let done = db
@@ -112,6 +115,11 @@ pub(super) async fn create_user(
                             role,
                         },
                     )?;
+                    ticketing_domain::accounts::issue(
+                        conn,
+                        u.id,
+                        ticketing_domain::accounts::Purpose::Invite,
+                    )?;
                     auth::audit(
                         conn,
                         &s2,
@@ -119,14 +127,14 @@ pub(super) async fn create_user(
                         "user",
                         Some(u.id),
                         None,
-                        Some(json!({ "email": u.email, "role": u.role })),
+                        Some(json!({ "email": u.email, "role": u.role, "invited": true })),
                     )
                 })?;
                 Ok(true)
             })
             .await?;
         if done {
-            created = Some(json!({ "email": f.email.trim(), "password": password }));
+            created = Some(json!({ "email": f.email.trim() }));
         } else {
             errors.insert("email", "An account with this email exists.".into());
         }
@@ -145,6 +153,103 @@ pub(super) async fn create_user(
             json!({ "title": "Users", "users": rows, "errors": errors, "created": created, "notice": null, "require_all": require_all, "form": f }),
         ),
     )))
+}
+
+/// Mails an account a new link to choose its password (an invite that ran out, a forgotten
+/// password); older links stop working.
+#[post("/users/<id>/invite", data = "<form>")]
+pub(super) async fn invite_user(
+    db: &State<Db>,
+    id: i64,
+    form: AdminForm<CsrfOnly>,
+) -> AppResult<Flash<Redirect>> {
+    let AdminForm { staff, .. } = form;
+    let email = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let user = User::find(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
+                if !user.active {
+                    return Ok(None);
+                }
+                ticketing_domain::accounts::issue(
+                    conn,
+                    id,
+                    ticketing_domain::accounts::Purpose::Invite,
+                )?;
+                auth::audit(conn, &staff, "user.invite", "user", Some(id), None, None)?;
+                Ok::<_, diesel::result::Error>(Some(user.email))
+            })
+            .map_err(Into::into)
+        })
+        .await?;
+    let message = match email {
+        Some(e) => {
+            format!("A link to choose a password was mailed to {e}; it works once, for 7 days.")
+        }
+        None => "This account is deactivated: it gets no links.".into(),
+    };
+    Ok(Flash::success(Redirect::to("/admin/users"), message))
+}
+
+#[derive(FromForm)]
+pub struct RoleForm {
+    #[field(default = String::new())]
+    csrf: String,
+    #[field(default = String::new())]
+    role: String,
+}
+
+csrf_form!(RoleForm);
+
+/// Changes an account's role. An admin cannot change their own, so nobody demotes
+/// themselves by mistake and an admin always remains (the one acting). The account's
+/// sessions carry on with the new role from their next request. Test
+/// `accounts::roles_change_but_not_ones_own`.
+#[post("/users/<id>/role", data = "<form>")]
+pub(super) async fn change_role(
+    db: &State<Db>,
+    id: i64,
+    form: AdminForm<RoleForm>,
+) -> AppResult<Flash<Redirect>> {
+    let AdminForm { staff, form } = form;
+    if !["admin", "staff"].contains(&form.role.as_str()) {
+        return Err(AppError::bad_request("Choose admin or staff."));
+    }
+    if id == staff.user.id {
+        return Err(AppError::bad_request("You cannot change your own role."));
+    }
+    let role = form.role.clone();
+    let (email, role) = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let user = User::find(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
+                if user.role == role {
+                    return Ok((user.email, role));
+                }
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::role.eq(&role),
+                        users::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+                auth::audit(
+                    conn,
+                    &staff,
+                    "user.role",
+                    "user",
+                    Some(id),
+                    Some(json!({ "role": user.role })),
+                    Some(json!({ "role": role })),
+                )?;
+                Ok::<_, diesel::result::Error>((user.email, role))
+            })
+            .map_err(Into::into)
+        })
+        .await?;
+    Ok(Flash::success(
+        Redirect::to("/admin/users"),
+        format!("{email} is now {role}."),
+    ))
 }
 
 #[post("/users/<id>/deactivate", data = "<form>")]

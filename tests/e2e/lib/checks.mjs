@@ -1,7 +1,8 @@
 // What every page the journeys visit must satisfy, and the screenshots of their steps:
 // no console errors, no failed requests, a label for every form field, no horizontal
 // scrolling at a 375-pixel-wide viewport, and no axe-core violations (WCAG 2.1 A/AA and
-// best practices) at either width. A `Watch` follows one browser page from its
+// best practices) at either width; and every page of the site itself carries the footer with
+// the organiser and the links to the imprint, privacy notice, terms and refund policy. A `Watch` follows one browser page from its
 // opening; `check()` takes the screenshots of a step and fails on whatever went wrong since
 // the previous step.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -35,8 +36,9 @@ export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE_WIDTH = 375;
 
 export class Watch {
-  constructor(page, journey, outDir) {
+  constructor(page, journey, outDir, siteOrigin = null) {
     this.page = page;
+    this.siteOrigin = siteOrigin;
     this.journey = journey;
     this.outDir = outDir;
     this.step = 0;
@@ -114,6 +116,14 @@ export class Watch {
     });
     for (const f of unlabelled) this.problems.push(`field without a label on ${page.url()}: ${f}`);
     for (const v of await axeViolations(page)) this.problems.push(`axe on ${page.url()}: ${v}`);
+    if (this.siteOrigin && page.url().startsWith(`${this.siteOrigin}/`)) {
+      const legal = await page.evaluate(() =>
+        Array.from(document.querySelectorAll('footer nav[aria-label="Legal"] a')).map((a) => a.getAttribute("href")),
+      );
+      for (const href of ["/legal/imprint", "/legal/privacy", "/legal/terms", "/legal/refunds", "/find-booking"]) {
+        if (!legal.includes(href)) this.problems.push(`no footer link to ${href} on ${page.url()}`);
+      }
+    }
 
     const viewport = page.viewportSize() ?? DESKTOP;
     await page.setViewportSize({ width: PHONE_WIDTH, height: 800 });

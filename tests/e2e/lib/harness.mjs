@@ -49,7 +49,7 @@ export function journey(name, fn) {
     const contexts = [];
     const watches = [];
     const watch = (page, tag) => {
-      const w = new Watch(page, tag ? `${name}-${tag}` : name, outDir);
+      const w = new Watch(page, tag ? `${name}-${tag}` : name, outDir, stack.baseUrl);
       w.newTab = async (t) => watch(await page.context().newPage(), t);
       watches.push(w);
       return w;

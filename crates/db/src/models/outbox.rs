@@ -11,7 +11,8 @@ pub struct OutboxRow {
     pub id: i64,
     pub kind: String,
     pub dedupe_key: String,
-    pub booking_id: i64,
+    /// The booking a buyer's mail is about; None for a staff account's mail (`user_id`).
+    pub booking_id: Option<i64>,
     pub attendee_id: Option<i64>,
     pub state: String,
     pub attempts: i32,
@@ -21,4 +22,6 @@ pub struct OutboxRow {
     pub subject: String,
     pub created_at: chrono::DateTime<Utc>,
     pub sent_at: Option<chrono::DateTime<Utc>>,
+    /// The staff account an account mail (invite, password reset) goes to.
+    pub user_id: Option<i64>,
 }
