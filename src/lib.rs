@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod legal;
 pub mod limiter;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod redact;
@@ -146,7 +147,14 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .merge(("log_level", rocket::config::LogLevel::Off))
         .merge(("cli_colors", false))
         .merge(("shutdown.grace", 10))
-        .merge(("shutdown.mercy", 5));
+        .merge(("shutdown.mercy", 5))
+        // media (issue 15): the event form is multipart for its image; `media::Upload` reads
+        // at most MAX_UPLOAD_BYTES of the file and says "too big" next to the field, so the
+        // whole form may be a little over that (the file, the text fields, the boundaries).
+        .merge((
+            "limits.data-form",
+            media::MAX_UPLOAD_BYTES + 2 * 1024 * 1024,
+        ));
     let figment = match &config.tls {
         None => figment,
         Some(tls) => {

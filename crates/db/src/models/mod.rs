@@ -4,6 +4,7 @@
 pub mod booking;
 pub mod event;
 pub mod legal;
+pub mod media;
 pub mod outbox;
 pub mod payment;
 pub mod refund;
@@ -12,6 +13,7 @@ pub mod user;
 
 pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
+pub use media::MediaImage;
 pub use legal::{LegalPage, Organiser, OrganiserChange, LEGAL_SLUGS};
 pub use outbox::OutboxRow;
 pub use payment::Payment;
