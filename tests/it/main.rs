@@ -13,6 +13,7 @@ mod health;
 mod hoarding;
 mod jobs;
 mod legal;
+mod media;
 mod mail;
 mod metrics;
 mod migrations;
