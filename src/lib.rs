@@ -148,13 +148,10 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .merge(("cli_colors", false))
         .merge(("shutdown.grace", 10))
         .merge(("shutdown.mercy", 5))
-        // media (issue 15): the event form is multipart for its image; `media::Upload` reads
-        // at most MAX_UPLOAD_BYTES of the file and says "too big" next to the field, so the
-        // whole form may be a little over that (the file, the text fields, the boundaries).
-        .merge((
-            "limits.data-form",
-            media::MAX_UPLOAD_BYTES + 2 * 1024 * 1024,
-        ));
+        // media (issue 15): the event form is multipart for its image; `media::Upload` keeps
+        // at most MAX_UPLOAD_BYTES of the file and says "too big" next to the field for
+        // anything up to MAX_FORM_BYTES (see `media::MultipartOnlyForUploads`).
+        .merge(("limits.data-form", media::MAX_FORM_BYTES));
     let figment = match &config.tls {
         None => figment,
         Some(tls) => {
@@ -241,6 +238,8 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
         .attach(fairings::RefuseBadAddress)
+        // media (issue 15): multipart bodies are read by the event form only.
+        .attach(media::MultipartOnlyForUploads)
         .attach(fairings::Headers::for_config(config))
         .attach(fairings::OriginPull {
             required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),

@@ -12,9 +12,12 @@ use std::sync::{Arc, OnceLock};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
-use rocket::data::ToByteUnit;
+use rocket::data::{Data, ToByteUnit};
+use rocket::fairing::{Fairing, Info, Kind};
 use rocket::form::{self, DataField, FromFormField, ValueField};
+use rocket::http::ContentType;
 use rocket::tokio::sync::Semaphore;
+use rocket::Request;
 
 use ticketing_db::models::media::{
     largest_size, variant_sizes, EncodedImage, EncodedVariant, MediaFormat, HASH_CHARS,
@@ -22,6 +25,11 @@ use ticketing_db::models::media::{
 
 /// The largest file the event form takes.
 pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024;
+/// The most a multipart form may hold in all: a file over [`MAX_UPLOAD_BYTES`] up to this
+/// size still gets its message next to the field (the part past the limit is read and
+/// dropped, not kept); a larger body is refused whole (413). Only the event form takes
+/// multipart bodies ([`MultipartOnlyForUploads`]), and only after the admin guard.
+pub const MAX_FORM_BYTES: u64 = 32 * 1024 * 1024;
 /// The most pixels on either side of an upload.
 pub const MAX_SIDE: u32 = 8192;
 /// The most pixels of an upload in all (a 40-megapixel photo; 8192 × 8192 is refused).
@@ -69,6 +77,40 @@ impl<'v> FromFormField<'v> for Upload {
 
     fn default() -> Option<Self> {
         Some(Upload::None)
+    }
+}
+
+/// Multipart bodies only where a file is uploaded: the event form (create, edit). Rocket
+/// would parse any form route's body as multipart too, buffering each text part up to
+/// [`MAX_FORM_BYTES`], so elsewhere the body is marked as plain bytes, which no form route
+/// reads (test `media::multipart_bodies_are_read_only_by_the_event_form`).
+pub struct MultipartOnlyForUploads;
+
+/// `/admin/events` and `/admin/events/<id>`.
+fn takes_uploads(path: &str) -> bool {
+    match path.strip_prefix("/admin/events") {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    }
+}
+
+#[rocket::async_trait]
+impl Fairing for MultipartOnlyForUploads {
+    fn info(&self) -> Info {
+        Info {
+            name: "multipart only for uploads",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _data: &mut Data<'_>) {
+        let multipart = req.content_type().is_some_and(|ct| ct.is_form_data());
+        if multipart && !takes_uploads(req.uri().path().as_str()) {
+            req.replace_header(ContentType::Binary);
+        }
     }
 }
 
@@ -157,8 +199,7 @@ pub fn encode(bytes: &[u8]) -> Result<EncodedImage, Refused> {
     } else {
         img.thumbnail_exact(lw, lh)
     };
-    let format = if largest.color().has_alpha() && largest.to_rgba8().pixels().any(|p| p[3] < 255)
-    {
+    let format = if largest.color().has_alpha() && largest.to_rgba8().pixels().any(|p| p[3] < 255) {
         MediaFormat::Png
     } else {
         MediaFormat::Jpeg
@@ -195,14 +236,36 @@ fn encode_one(img: &DynamicImage, format: MediaFormat) -> Result<Vec<u8>, Refuse
         MediaFormat::Jpeg => img
             .to_rgb8()
             .write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)),
-        MediaFormat::Png => img.to_rgba8().write_with_encoder(PngEncoder::new_with_quality(
-            &mut out,
-            CompressionType::Default,
-            PngFilter::Adaptive,
-        )),
+        MediaFormat::Png => img
+            .to_rgba8()
+            .write_with_encoder(PngEncoder::new_with_quality(
+                &mut out,
+                CompressionType::Default,
+                PngFilter::Adaptive,
+            )),
     };
     written.map_err(|_| Refused::NotAnImage)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_event_form_takes_uploads() {
+        for yes in ["/admin/events", "/admin/events/12"] {
+            assert!(super::takes_uploads(yes), "{yes}");
+        }
+        for no in [
+            "/admin/events/12/ticket-types",
+            "/admin/events/",
+            "/admin/events/x",
+            "/admin/eventsx",
+            "/checkout/hold",
+            "/admin/settings",
+        ] {
+            assert!(!super::takes_uploads(no), "{no}");
+        }
+    }
 }
 
 fn refusal(e: image::ImageError) -> Refused {

@@ -247,7 +247,11 @@ impl EventImageView {
             .collect::<Vec<_>>()
             .join(", ");
         // The fallback for browsers without srcset: the widest up to 960 pixels.
-        let &(src_w, _) = sizes.iter().rev().find(|&&(w, _)| w <= 960).unwrap_or(&sizes[0]);
+        let &(src_w, _) = sizes
+            .iter()
+            .rev()
+            .find(|&&(w, _)| w <= 960)
+            .unwrap_or(&sizes[0]);
         let (thumb_width, thumb_height) = sizes[0];
         Some(EventImageView {
             src: variant_path(hash, src_w, format),

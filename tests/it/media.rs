@@ -61,7 +61,11 @@ async fn post_multipart(
         .await;
     let status = res.status();
     let location = res.headers().get_one("Location").map(str::to_string);
-    (status, location, res.into_string().await.unwrap_or_default())
+    (
+        status,
+        location,
+        res.into_string().await.unwrap_or_default(),
+    )
 }
 
 /// GET `path`: (status, body), with Tera's `&#x2F;` read back as `/` so URLs compare as a
@@ -238,7 +242,10 @@ async fn variants_are_served_with_their_type_and_a_year_long_cache() {
             res.headers().get_one("Cache-Control"),
             Some("public, max-age=31536000, immutable")
         );
-        assert_eq!(res.headers().get_one("X-Content-Type-Options"), Some("nosniff"));
+        assert_eq!(
+            res.headers().get_one("X-Content-Type-Options"),
+            Some("nosniff")
+        );
         let bytes = res.into_bytes().await.unwrap();
         let img = decode(&bytes);
         assert_eq!((img.width(), img.height()), (w, h));
@@ -282,9 +289,9 @@ async fn unknown_media_is_404() {
     let other = "0123456789abcdef0123456789abcdef";
     for path in [
         format!("/media/{other}-800.jpg"),
-        format!("/media/{hash}-960.jpg"),  // not a stored width (800 is the widest)
+        format!("/media/{hash}-960.jpg"), // not a stored width (800 is the widest)
         format!("/media/{hash}-1600.jpg"), // never upscaled
-        format!("/media/{hash}-800.png"),  // stored as JPEG
+        format!("/media/{hash}-800.png"), // stored as JPEG
         format!("/media/{hash}-0800.jpg"),
         format!("/media/{}-800.jpg", hash.to_uppercase()),
         format!("/media/{hash}.jpg"),
@@ -352,14 +359,19 @@ async fn variants_are_never_upscaled_and_metadata_is_gone() {
     // Turned clockwise: the red left half is now the top half.
     let top = img.to_rgb8().get_pixel(150, 100).0;
     let bottom = img.to_rgb8().get_pixel(150, 500).0;
-    assert!(top[0] > 200 && bottom[0] < 60, "top {top:?} bottom {bottom:?}");
+    assert!(
+        top[0] > 200 && bottom[0] < 60,
+        "top {top:?} bottom {bottom:?}"
+    );
     // The replaced image was the only user of its rows: gone.
     assert_eq!(media_rows(&app), (1, 1));
 
     // Transparency is kept: PNG out.
-    let logo = png(DynamicImage::ImageRgba8(RgbaImage::from_fn(500, 500, |x, _| {
-        Rgba([0, 0, 0, if x < 250 { 0 } else { 255 }])
-    })));
+    let logo = png(DynamicImage::ImageRgba8(RgbaImage::from_fn(
+        500,
+        500,
+        |x, _| Rgba([0, 0, 0, if x < 250 { 0 } else { 255 }]),
+    )));
     let (status, _, body) = post_multipart(
         &app.client,
         &format!("/admin/events/{}", e.id),
@@ -386,13 +398,21 @@ async fn refused(app: &TestApp, csrf: &str, file: (&str, &str, &[u8]), message: 
     let (status, _, page) = post_multipart(
         &app.client,
         "/admin/events",
-        &event_fields(csrf, &[("image_alt", "Kept alt"), ("venue_address", "Hauptstraße 1")]),
+        &event_fields(
+            csrf,
+            &[
+                ("image_alt", "Kept alt"),
+                ("venue_address", "Hauptstraße 1"),
+            ],
+        ),
         Some(file),
     )
     .await;
     assert_eq!(status, Status::UnprocessableEntity, "{}", file.0);
     assert!(
-        page.contains(&format!("<p class=\"field-error\" id=\"ev-image-error\">{message}")),
+        page.contains(&format!(
+            "<p class=\"field-error\" id=\"ev-image-error\">{message}"
+        )),
         "{}: {page}",
         file.0
     );
@@ -455,6 +475,48 @@ async fn too_big_not_an_image_and_bombs_are_refused_next_to_the_field() {
 }
 
 #[rocket::async_test]
+async fn a_file_far_over_the_limit_still_gets_its_message() {
+    let app = TestApp::spawn().await;
+    let csrf = admin(&app).await;
+    let mut huge = photo(100, 100);
+    huge.resize(20 * 1024 * 1024, 7);
+    refused(
+        &app,
+        &csrf,
+        ("huge.png", "image/png", &huge),
+        "The file is larger than 8 MiB.",
+    )
+    .await;
+}
+
+#[rocket::async_test]
+async fn multipart_bodies_are_read_only_by_the_event_form() {
+    let app = TestApp::spawn().await;
+    let event = EventSpec::public("gig", 10).insert(&mut app.conn());
+    let t = crate::helpers::add_ticket_type(&mut app.conn(), &event, "Standard", 0, 10);
+    let qty = format!("qty[{}]", t.id);
+    let id = event.id.to_string();
+    let fields = [("event_id", id.as_str()), (qty.as_str(), "1")];
+    // The hold form, url-encoded: taken.
+    let res = app
+        .client
+        .post("/checkout/hold")
+        .header(ContentType::Form)
+        .body(format!("event_id={id}&qty%5B{}%5D=1", t.id))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    // The same fields as multipart: not read at all.
+    let (status, _, _) = post_multipart(&app.client, "/checkout/hold", &fields, None).await;
+    assert!(status.code >= 400 && status.code < 500, "{status}");
+    let held: i64 = ticketing::schema::bookings::table
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(held, 1);
+}
+
+#[rocket::async_test]
 async fn alt_text_is_required_with_an_image_and_removal_is_audited() {
     let app = TestApp::spawn().await;
     let csrf = admin(&app).await;
@@ -467,7 +529,10 @@ async fn alt_text_is_required_with_an_image_and_removal_is_audited() {
     )
     .await;
     assert_eq!(status, Status::UnprocessableEntity);
-    assert!(page.contains("id=\"ev-image_alt-error\">Describe the image"), "{page}");
+    assert!(
+        page.contains("id=\"ev-image_alt-error\">Describe the image"),
+        "{page}"
+    );
     assert!(page.contains("id=\"ev-image-error\">Choose the image again"));
     assert_eq!(media_rows(&app), (0, 0));
 
@@ -484,13 +549,20 @@ async fn alt_text_is_required_with_an_image_and_removal_is_audited() {
     let edit = format!("/admin/events/{}", e.id);
     let (_, page) = get(&app.client, &edit).await;
     assert!(page.contains("enctype=\"multipart/form-data\""));
-    assert!(page.contains(&format!("src=\"/media/{first}-480.jpg\"")), "preview");
+    assert!(
+        page.contains(&format!("src=\"/media/{first}-480.jpg\"")),
+        "preview"
+    );
     assert!(page.contains("name=\"remove_image\""));
 
     // Keeping the image with its alt text cleared is refused, and changes nothing.
-    let (status, _, page) =
-        post_multipart(&app.client, &edit, &event_fields(&csrf, &[("image_alt", "")]), None)
-            .await;
+    let (status, _, page) = post_multipart(
+        &app.client,
+        &edit,
+        &event_fields(&csrf, &[("image_alt", "")]),
+        None,
+    )
+    .await;
     assert_eq!(status, Status::UnprocessableEntity);
     assert!(page.contains("id=\"ev-image_alt-error\">Describe the image"));
     assert_eq!(event_by_slug(&app, "photo-night").image_alt, "First");
@@ -558,10 +630,22 @@ async fn alt_text_is_required_with_an_image_and_removal_is_audited() {
     assert_eq!(
         images,
         vec![
-            ("event.create".into(), serde_json::Value::Null, first.clone().into()),
-            ("event.update".into(), first.clone().into(), first.clone().into()),
+            (
+                "event.create".into(),
+                serde_json::Value::Null,
+                first.clone().into()
+            ),
+            (
+                "event.update".into(),
+                first.clone().into(),
+                first.clone().into()
+            ),
             ("event.update".into(), first.into(), second.clone().into()),
-            ("event.update".into(), second.into(), serde_json::Value::Null),
+            (
+                "event.update".into(),
+                second.into(),
+                serde_json::Value::Null
+            ),
         ]
     );
 }
@@ -571,22 +655,49 @@ async fn address_and_coordinates_are_validated() {
     let app = TestApp::spawn().await;
     let csrf = admin(&app).await;
     for (lat, lon, field, message) in [
-        ("91", "13.4", "venue_latitude", "Enter a latitude between -90 and 90"),
-        ("-90.5", "13.4", "venue_latitude", "Enter a latitude between -90 and 90"),
-        ("52.5", "180.01", "venue_longitude", "Enter a longitude between -180 and 180"),
-        ("52.5", "east", "venue_longitude", "Enter a longitude between -180 and 180"),
-        ("NaN", "13.4", "venue_latitude", "Enter a latitude between -90 and 90"),
-        ("inf", "13.4", "venue_latitude", "Enter a latitude between -90 and 90"),
+        (
+            "91",
+            "13.4",
+            "venue_latitude",
+            "Enter a latitude between -90 and 90",
+        ),
+        (
+            "-90.5",
+            "13.4",
+            "venue_latitude",
+            "Enter a latitude between -90 and 90",
+        ),
+        (
+            "52.5",
+            "180.01",
+            "venue_longitude",
+            "Enter a longitude between -180 and 180",
+        ),
+        (
+            "52.5",
+            "east",
+            "venue_longitude",
+            "Enter a longitude between -180 and 180",
+        ),
+        (
+            "NaN",
+            "13.4",
+            "venue_latitude",
+            "Enter a latitude between -90 and 90",
+        ),
+        (
+            "inf",
+            "13.4",
+            "venue_latitude",
+            "Enter a latitude between -90 and 90",
+        ),
         ("52.5", "", "venue_longitude", "Enter the longitude too"),
         ("", "13.4", "venue_latitude", "Enter the latitude too"),
     ] {
         let (status, _, page) = post_multipart(
             &app.client,
             "/admin/events",
-            &event_fields(
-                &csrf,
-                &[("venue_latitude", lat), ("venue_longitude", lon)],
-            ),
+            &event_fields(&csrf, &[("venue_latitude", lat), ("venue_longitude", lon)]),
             None,
         )
         .await;
@@ -628,7 +739,10 @@ async fn address_and_coordinates_are_validated() {
     assert_eq!(status, Status::SeeOther, "{body}");
     let e = event_by_slug(&app, "photo-night");
     assert_eq!(e.venue_address, "Platz der Republik 1\r\n11011 Berlin");
-    assert_eq!((e.venue_latitude, e.venue_longitude), (Some(52.5186), Some(-180.0)));
+    assert_eq!(
+        (e.venue_latitude, e.venue_longitude),
+        (Some(52.5186), Some(-180.0))
+    );
     let (_, edit) = get(&app.client, &format!("/admin/events/{}", e.id)).await;
     assert!(edit.contains("value=\"52.5186\""));
     assert!(edit.contains("value=\"-180\""));
@@ -710,7 +824,11 @@ async fn a_private_events_image_url_is_only_the_hash() {
         "/admin/events",
         &event_fields(
             &csrf,
-            &[("visibility", "private"), ("slug", "secret-party"), ("image_alt", "Balloons")],
+            &[
+                ("visibility", "private"),
+                ("slug", "secret-party"),
+                ("image_alt", "Balloons"),
+            ],
         ),
         Some(("p.png", "image/png", &upload)),
     )
@@ -728,7 +846,10 @@ async fn a_private_events_image_url_is_only_the_hash() {
         .collect();
     assert!(!urls.is_empty());
     for url in urls {
-        assert!(url == format!("{hash}-480.jpg") || url == format!("{hash}-500.jpg"), "{url}");
+        assert!(
+            url == format!("{hash}-480.jpg") || url == format!("{hash}-500.jpg"),
+            "{url}"
+        );
     }
     // The image is the hash of the upload: nothing of the event's slug or token.
     use sha2::Digest;

@@ -222,8 +222,7 @@ async fn check_media(
     let lon = coordinate(&f.venue_longitude, 180.0).map_err(|()| {
         errors.insert(
             "venue_longitude",
-            "Enter a longitude between -180 and 180 in decimal degrees, like 13.3777."
-                .to_string(),
+            "Enter a longitude between -180 and 180 in decimal degrees, like 13.3777.".to_string(),
         )
     });
     let (venue_latitude, venue_longitude) = match (lat, lon) {
@@ -265,8 +264,7 @@ async fn check_media(
     if will_show && alt.is_empty() && !errors.contains_key("image_alt") {
         errors.insert(
             "image_alt",
-            "Describe the image for people who cannot see it (required with an image)."
-                .to_string(),
+            "Describe the image for people who cannot see it (required with an image).".to_string(),
         );
     }
     if !errors.is_empty() {
@@ -334,7 +332,9 @@ fn format_coordinate(v: Option<f64>) -> String {
 /// The edit page's view of the event's image (the narrowest variant as a preview).
 fn image_json(e: &Event) -> Value {
     match crate::views::EventImageView::of(e) {
-        Some(v) => json!({ "preview": v.thumb_src, "width": v.thumb_width, "height": v.thumb_height, "alt": v.alt }),
+        Some(v) => {
+            json!({ "preview": v.thumb_src, "width": v.thumb_width, "height": v.thumb_height, "alt": v.alt })
+        }
         None => Value::Null,
     }
 }

@@ -210,7 +210,10 @@ mod tests {
     fn sizes_stop_at_the_upload_width() {
         assert_eq!(largest_size(4000, 3000), (1600, 1200));
         assert_eq!(largest_size(800, 600), (800, 600));
-        assert_eq!(variant_sizes(1600, 1200), vec![(480, 360), (960, 720), (1600, 1200)]);
+        assert_eq!(
+            variant_sizes(1600, 1200),
+            vec![(480, 360), (960, 720), (1600, 1200)]
+        );
         assert_eq!(variant_sizes(800, 600), vec![(480, 360), (800, 600)]);
         assert_eq!(variant_sizes(480, 10), vec![(480, 10)]);
         assert_eq!(variant_sizes(300, 200), vec![(300, 200)]);

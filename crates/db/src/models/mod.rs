@@ -13,8 +13,8 @@ pub mod user;
 
 pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
-pub use media::MediaImage;
 pub use legal::{LegalPage, Organiser, OrganiserChange, LEGAL_SLUGS};
+pub use media::MediaImage;
 pub use outbox::OutboxRow;
 pub use payment::Payment;
 pub use refund::Refund;
