@@ -63,7 +63,7 @@ impl<'v> FromFormField<'v> for Upload {
             .open(MAX_UPLOAD_BYTES.bytes())
             .into_bytes()
             .await
-            .map_err(|e| form::Error::custom(e))?;
+            .map_err(form::Error::custom)?;
         if !capped.is_complete() {
             return Ok(Upload::TooBig);
         }
@@ -248,6 +248,13 @@ fn encode_one(img: &DynamicImage, format: MediaFormat) -> Result<Vec<u8>, Refuse
     Ok(out)
 }
 
+fn refusal(e: image::ImageError) -> Refused {
+    match e {
+        image::ImageError::Limits(_) => Refused::TooManyPixels,
+        _ => Refused::NotAnImage,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -265,12 +272,5 @@ mod tests {
         ] {
             assert!(!super::takes_uploads(no), "{no}");
         }
-    }
-}
-
-fn refusal(e: image::ImageError) -> Refused {
-    match e {
-        image::ImageError::Limits(_) => Refused::TooManyPixels,
-        _ => Refused::NotAnImage,
     }
 }
