@@ -75,7 +75,7 @@ pub fn largest_size(width: u32, height: u32) -> (u32, u32) {
 
 /// Every variant's size, narrowest first, given the widest variant's size (as stored on
 /// the event): each of [`VARIANT_WIDTHS`] narrower than it, then the widest itself. Never
-/// wider than the upload (test `media::variants_are_never_upscaled`).
+/// wider than the upload (test `media::variants_are_never_upscaled_and_metadata_is_gone`).
 pub fn variant_sizes(largest_width: u32, largest_height: u32) -> Vec<(u32, u32)> {
     let mut sizes: Vec<(u32, u32)> = VARIANT_WIDTHS
         .iter()
