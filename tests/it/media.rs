@@ -862,3 +862,68 @@ async fn a_private_events_image_url_is_only_the_hash() {
     assert_eq!(res.status(), Status::Ok);
     assert_eq!(res.headers().get_one("X-Robots-Tag"), None);
 }
+
+#[rocket::async_test]
+async fn a_duplicate_shares_the_image_until_neither_shows_it() {
+    let app = TestApp::spawn().await;
+    let csrf = admin(&app).await;
+    let upload = photo(640, 480);
+    let (status, _, _) = post_multipart(
+        &app.client,
+        "/admin/events",
+        &event_fields(&csrf, &[("image_alt", "Shared")]),
+        Some(("a.png", "image/png", &upload)),
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther);
+    let original = event_by_slug(&app, "photo-night");
+    let hash = original.image_hash.clone().unwrap();
+    let res = app
+        .client
+        .post(format!("/admin/events/{}/duplicate", original.id))
+        .header(ContentType::Form)
+        .body(format!("csrf={csrf}"))
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::SeeOther);
+    let copy_id: i64 = res.headers().get_one("Location").unwrap()["/admin/events/".len()..]
+        .parse()
+        .unwrap();
+    let copy = Event::find(&mut app.conn(), copy_id).unwrap();
+    assert_eq!(copy.image_hash.as_deref(), Some(hash.as_str()));
+    assert_eq!(copy.image_alt, "Shared");
+    assert_eq!(copy.venue, original.venue);
+
+    // The original drops it: the copy still shows it, so it stays.
+    let (status, _, _) = post_multipart(
+        &app.client,
+        &format!("/admin/events/{}", original.id),
+        &event_fields(&csrf, &[("remove_image", "true")]),
+        None,
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther);
+    assert_eq!(media_rows(&app), (1, 2));
+    let (ok, _) = get(&app.client, &format!("/media/{hash}-640.jpg")).await;
+    assert_eq!(ok, Status::Ok);
+
+    // The copy drops it too: gone.
+    let copy_slug = copy.slug.clone();
+    let fields = event_fields(
+        &csrf,
+        &[
+            ("slug", copy_slug.as_str()),
+            ("visibility", "draft"),
+            ("remove_image", "true"),
+        ],
+    );
+    let (status, _, body) = post_multipart(
+        &app.client,
+        &format!("/admin/events/{copy_id}"),
+        &fields,
+        None,
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther, "{body}");
+    assert_eq!(media_rows(&app), (0, 0));
+}
