@@ -927,3 +927,35 @@ async fn a_duplicate_shares_the_image_until_neither_shows_it() {
     assert_eq!(status, Status::SeeOther, "{body}");
     assert_eq!(media_rows(&app), (0, 0));
 }
+
+#[rocket::async_test]
+async fn a_save_refused_late_stores_no_image_and_asks_for_it_again() {
+    let app = TestApp::spawn().await;
+    let csrf = admin(&app).await;
+    let (status, _, _) = post_multipart(
+        &app.client,
+        "/admin/events",
+        &event_fields(&csrf, &[]),
+        None,
+    )
+    .await;
+    assert_eq!(status, Status::SeeOther);
+    // The same slug again, with an image: refused by the database's unique slug, after the
+    // image was stored in the same transaction, which is rolled back with it.
+    let upload = photo(640, 480);
+    let (status, _, page) = post_multipart(
+        &app.client,
+        "/admin/events",
+        &event_fields(&csrf, &[("image_alt", "Late")]),
+        Some(("a.png", "image/png", &upload)),
+    )
+    .await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(page.contains("Another event already uses this slug."));
+    assert!(
+        page.contains("id=\"ev-image-error\">Choose the image again"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"Late\""));
+    assert_eq!(media_rows(&app), (0, 0));
+}

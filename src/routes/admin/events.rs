@@ -325,6 +325,16 @@ async fn check_all(
     }
 }
 
+/// `errors` of a save refused after the form was checked, with the note that a chosen file
+/// must be chosen again (browsers never fill a file field in).
+fn upload_lost(f: &EventForm, mut errors: Value) -> Value {
+    if matches!(f.image, media::Upload::File(_)) {
+        errors["image"] =
+            json!("Choose the image again: a file is not kept when the form has errors.");
+    }
+    errors
+}
+
 fn format_coordinate(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -465,7 +475,7 @@ pub(super) async fn create_event(
             page(
                 "admin/event_form",
                 &staff,
-                json!({ "title": "New event", "form": f, "errors": { "slug": "Another event already uses this slug." }, "event": null }),
+                json!({ "title": "New event", "errors": upload_lost(&f, json!({ "slug": "Another event already uses this slug." })), "form": f, "event": null }),
             ),
         ))),
     }
@@ -595,11 +605,10 @@ pub(super) async fn update_event(
         }
         Ok(Err(msg)) => Ok(Page::Status((
             Status::UnprocessableEntity,
-            page(
-                "admin/event_form",
-                &staff,
-                edit_ctx(&before, &types, f, json!({ "capacity": msg }), json!({})),
-            ),
+            page("admin/event_form", &staff, {
+                let errors = upload_lost(&f, json!({ "capacity": msg }));
+                edit_ctx(&before, &types, f, errors, json!({}))
+            }),
         ))),
         Err(e)
             if e.status == Status::InternalServerError
@@ -607,17 +616,13 @@ pub(super) async fn update_event(
         {
             Ok(Page::Status((
                 Status::UnprocessableEntity,
-                page(
-                    "admin/event_form",
-                    &staff,
-                    edit_ctx(
-                        &before,
-                        &types,
-                        f,
+                page("admin/event_form", &staff, {
+                    let errors = upload_lost(
+                        &f,
                         json!({ "slug": "Another event already uses this slug." }),
-                        json!({}),
-                    ),
-                ),
+                    );
+                    edit_ctx(&before, &types, f, errors, json!({}))
+                }),
             )))
         }
         Err(e) => Err(e),
