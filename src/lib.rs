@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod legal;
 pub mod limiter;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod redact;
@@ -146,7 +147,11 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .merge(("log_level", rocket::config::LogLevel::Off))
         .merge(("cli_colors", false))
         .merge(("shutdown.grace", 10))
-        .merge(("shutdown.mercy", 5));
+        .merge(("shutdown.mercy", 5))
+        // media (issue 15): the event form is multipart for its image; `media::Upload` keeps
+        // at most MAX_UPLOAD_BYTES of the file and says "too big" next to the field for
+        // anything up to MAX_FORM_BYTES (see `media::MultipartOnlyForUploads`).
+        .merge(("limits.data-form", media::MAX_FORM_BYTES));
     let figment = match &config.tls {
         None => figment,
         Some(tls) => {
@@ -233,6 +238,8 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
         .attach(fairings::RefuseBadAddress)
+        // media (issue 15): multipart bodies are read by the event form only.
+        .attach(media::MultipartOnlyForUploads)
         .attach(fairings::Headers::for_config(config))
         .attach(fairings::OriginPull {
             required: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),

@@ -42,6 +42,8 @@ pub struct EventCard {
     pub unavailable: bool,
     pub seats_left: i32,
     pub sold_out: bool,
+    /// media (issue 15): the event's image, small.
+    pub image: Option<EventImageView>,
 }
 
 /// The listing's words for an event's ticket types at `now`: "Free", "€30.00", "from
@@ -110,6 +112,7 @@ impl EventCard {
             unavailable,
             seats_left: event.seats_left(),
             sold_out: event.seats_left() == 0,
+            image: EventImageView::of(event),
         }
     }
 }
@@ -151,6 +154,10 @@ pub struct EventView {
     pub on_sale: bool,
     pub waiver_required: bool,
     pub ticket_types: Vec<TicketTypeView>,
+    /// media (issue 15): the venue's address by line, its map link, the image.
+    pub venue_address_lines: Vec<String>,
+    pub map_url: Option<String>,
+    pub image: Option<EventImageView>,
 }
 
 impl EventView {
@@ -202,9 +209,101 @@ impl EventView {
             on_sale,
             waiver_required: event.waiver_required,
             ticket_types,
+            venue_address_lines: address_lines(&event.venue_address),
+            map_url: map_url(event),
+            image: EventImageView::of(event),
         }
     }
 }
+
+// media (issue 15) ---------------------------------------------------------------------
+
+/// An event's image as pages show it: `srcset` of every stored variant, the widest as the
+/// intrinsic size (so the page keeps its place before the image arrives), and the
+/// narrowest for thumbnails.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventImageView {
+    pub src: String,
+    pub srcset: String,
+    pub width: u32,
+    pub height: u32,
+    pub alt: String,
+    pub thumb_src: String,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+}
+
+impl EventImageView {
+    pub fn of(event: &Event) -> Option<EventImageView> {
+        use crate::models::media::{variant_path, variant_sizes, MediaFormat};
+        let hash = event.image_hash.as_deref()?;
+        let format = MediaFormat::parse(event.image_format.as_deref()?)?;
+        let width = u32::try_from(event.image_width?).ok()?;
+        let height = u32::try_from(event.image_height?).ok()?;
+        let sizes = variant_sizes(width, height);
+        let srcset = sizes
+            .iter()
+            .map(|&(w, _)| format!("{} {w}w", variant_path(hash, w, format)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The fallback for browsers without srcset: the widest up to 960 pixels.
+        let &(src_w, _) = sizes
+            .iter()
+            .rev()
+            .find(|&&(w, _)| w <= 960)
+            .unwrap_or(&sizes[0]);
+        let (thumb_width, thumb_height) = sizes[0];
+        Some(EventImageView {
+            src: variant_path(hash, src_w, format),
+            srcset,
+            width,
+            height,
+            alt: event.image_alt.clone(),
+            thumb_src: variant_path(hash, thumb_width, format),
+            thumb_width,
+            thumb_height,
+        })
+    }
+}
+
+/// A multi-line address as its non-empty lines, trimmed.
+pub fn address_lines(address: &str) -> Vec<String> {
+    address
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// "Open in OpenStreetMap": the venue's coordinates with a marker when they are set, else a
+/// search for its address (or, without one, its name); `None` with neither. Built with
+/// `url`, so any character of an address is encoded (test
+/// `media::the_map_link_is_built_from_coordinates_or_the_address`).
+pub fn map_url(event: &Event) -> Option<String> {
+    let mut url = url::Url::parse("https://www.openstreetmap.org/").ok()?;
+    if let (Some(lat), Some(lon)) = (event.venue_latitude, event.venue_longitude) {
+        url.query_pairs_mut()
+            .append_pair("mlat", &lat.to_string())
+            .append_pair("mlon", &lon.to_string());
+        url.set_fragment(Some(&format!("map=17/{lat}/{lon}")));
+        return Some(url.into());
+    }
+    let lines = address_lines(&event.venue_address);
+    let query = if lines.is_empty() {
+        event.venue.trim().to_string()
+    } else {
+        lines.join(", ")
+    };
+    if query.is_empty() {
+        return None;
+    }
+    url.set_path("/search");
+    url.query_pairs_mut().append_pair("query", &query);
+    Some(url.into())
+}
+
+// ----------------------------------------------------------------------- end of media
 
 /// Splits plain text into paragraphs at blank lines (templates escape each one).
 pub fn paragraphs(text: &str) -> Vec<String> {

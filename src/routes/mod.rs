@@ -7,6 +7,7 @@ pub mod admin;
 pub mod checkout;
 pub mod find;
 pub mod legal;
+pub mod media;
 pub mod ops;
 pub mod payments;
 pub mod private;
@@ -24,6 +25,8 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
         .mount("/payments/paypal", payments::routes())
         .mount("/waivers", waivers::routes())
         .mount("/legal", legal::routes())
+        // media (issue 15): event images at content-hashed URLs
+        .mount("/media", media::routes())
         .mount("/admin", admin::routes())
         .register("/admin", admin::catchers())
         .mount("/", ops::routes())

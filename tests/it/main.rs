@@ -15,6 +15,7 @@ mod hoarding;
 mod jobs;
 mod legal;
 mod mail;
+mod media;
 mod metrics;
 mod migrations;
 mod payment_races;

@@ -100,6 +100,15 @@ diesel::table! {
         title -> Text,
         description -> Text,
         venue -> Text,
+        // media (issue 15): the venue's address and coordinates, the image shown
+        venue_address -> Text,
+        venue_latitude -> Nullable<Float8>,
+        venue_longitude -> Nullable<Float8>,
+        image_hash -> Nullable<Text>,
+        image_width -> Nullable<Int4>,
+        image_height -> Nullable<Int4>,
+        image_format -> Nullable<Text>,
+        image_alt -> Text,
         timezone -> Text,
         starts_at -> Timestamptz,
         ends_at -> Timestamptz,
@@ -121,6 +130,25 @@ diesel::table! {
         body -> Text,
         version -> Int4,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    media_images (hash) {
+        hash -> Text,
+        width -> Int4,
+        height -> Int4,
+        format -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    media_variants (hash, width) {
+        hash -> Text,
+        width -> Int4,
+        height -> Int4,
+        bytes -> Bytea,
     }
 }
 
@@ -319,6 +347,7 @@ diesel::joinable!(waiver_texts -> events (event_id));
 diesel::joinable!(refunds -> payments (payment_id));
 diesel::joinable!(ticket_types -> events (event_id));
 diesel::joinable!(two_factor_recovery_codes -> users (user_id));
+diesel::joinable!(media_variants -> media_images (hash));
 
 diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
@@ -329,6 +358,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     bookings,
     events,
     legal_pages,
+    media_images,
+    media_variants,
     organiser,
     outbox,
     password_links,

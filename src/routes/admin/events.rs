@@ -24,6 +24,7 @@ use crate::models::{Event, NewEvent, NewTicketType, TicketType, Visibility};
 use crate::routes::checkout::Page;
 use crate::schema::events;
 use crate::timefmt;
+use crate::{media, models::event::EventImage, models::event::EventPlace};
 
 #[derive(FromForm, Default, Clone, serde::Serialize)]
 pub struct EventForm {
@@ -51,6 +52,20 @@ pub struct EventForm {
     waiver_required: bool,
     #[field(default = String::new())]
     waiver_text: String,
+    // media (issue 15): the venue's address and coordinates, the image and its alt text.
+    #[field(default = String::new())]
+    venue_address: String,
+    #[field(default = String::new())]
+    venue_latitude: String,
+    #[field(default = String::new())]
+    venue_longitude: String,
+    /// The file chosen (multipart); never kept when the form comes back with errors.
+    #[serde(skip)]
+    image: media::Upload,
+    #[field(default = String::new())]
+    image_alt: String,
+    #[field(default = false)]
+    remove_image: bool,
 }
 
 csrf_form!(EventForm);
@@ -149,10 +164,199 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
     })
 }
 
+// media (issue 15) ---------------------------------------------------------------------
+
+/// What a save does to the event's image.
+enum ImageChange {
+    /// Keeps the image (if any), with this alt text.
+    Keep(String),
+    /// Shows a new image (stored with the event's save).
+    Set(ticketing_db::models::media::EncodedImage, String),
+    Remove,
+}
+
+/// The venue's place and the image change of a valid form.
+struct MediaEdit {
+    place: EventPlace,
+    image: ImageChange,
+}
+
+/// A latitude or longitude: empty (none), or a decimal number in `-limit..=limit` (a
+/// decimal comma is taken too).
+fn coordinate(raw: &str, limit: f64) -> Result<Option<f64>, ()> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > 24 {
+        return Err(());
+    }
+    let text = if text.contains('.') {
+        text.to_string()
+    } else {
+        text.replace(',', ".")
+    };
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && (-limit..=limit).contains(&v) => Ok(Some(v)),
+        _ => Err(()),
+    }
+}
+
+/// Checks the venue and image fields (decoding a chosen file off the runtime); `shown` is
+/// whether the event has an image now.
+async fn check_media(
+    f: &EventForm,
+    shown: bool,
+) -> Result<MediaEdit, HashMap<&'static str, String>> {
+    use ticketing_core::validate::{multi_line, single_line};
+    let mut errors = HashMap::new();
+    let venue_address = multi_line(&f.venue_address, 1000)
+        .map_err(|e| errors.insert("venue_address", e))
+        .unwrap_or_default();
+    let lat = coordinate(&f.venue_latitude, 90.0).map_err(|()| {
+        errors.insert(
+            "venue_latitude",
+            "Enter a latitude between -90 and 90 in decimal degrees, like 52.5163.".to_string(),
+        )
+    });
+    let lon = coordinate(&f.venue_longitude, 180.0).map_err(|()| {
+        errors.insert(
+            "venue_longitude",
+            "Enter a longitude between -180 and 180 in decimal degrees, like 13.3777.".to_string(),
+        )
+    });
+    let (venue_latitude, venue_longitude) = match (lat, lon) {
+        (Ok(Some(lat)), Ok(Some(lon))) => (Some(lat), Some(lon)),
+        (Ok(None), Ok(None)) => (None, None),
+        (Ok(None), Ok(Some(_))) => {
+            errors.insert(
+                "venue_latitude",
+                "Enter the latitude too, or clear the longitude.".to_string(),
+            );
+            (None, None)
+        }
+        (Ok(Some(_)), Ok(None)) => {
+            errors.insert(
+                "venue_longitude",
+                "Enter the longitude too, or clear the latitude.".to_string(),
+            );
+            (None, None)
+        }
+        _ => (None, None),
+    };
+    let alt = single_line(&f.image_alt, 300).map_err(|e| errors.insert("image_alt", e));
+    let upload = match &f.image {
+        media::Upload::None => None,
+        media::Upload::TooBig => {
+            errors.insert("image", media::Refused::TooBig.message());
+            None
+        }
+        media::Upload::File(bytes) => match media::process(bytes.clone()).await {
+            Ok(encoded) => Some(encoded),
+            Err(refused) => {
+                errors.insert("image", refused.message());
+                None
+            }
+        },
+    };
+    let will_show = upload.is_some() || (shown && !f.remove_image);
+    let alt = alt.unwrap_or_default();
+    if will_show && alt.is_empty() && !errors.contains_key("image_alt") {
+        errors.insert(
+            "image_alt",
+            "Describe the image for people who cannot see it (required with an image).".to_string(),
+        );
+    }
+    if !errors.is_empty() {
+        if errors.contains_key("image") || upload.is_some() {
+            errors.entry("image").or_insert_with(|| {
+                "Choose the image again: a file is not kept when the form has errors.".to_string()
+            });
+        }
+        return Err(errors);
+    }
+    let image = match upload {
+        Some(encoded) => ImageChange::Set(encoded, alt),
+        None if f.remove_image => ImageChange::Remove,
+        None => ImageChange::Keep(if shown { alt } else { String::new() }),
+    };
+    Ok(MediaEdit {
+        place: EventPlace {
+            venue_address,
+            venue_latitude,
+            venue_longitude,
+        },
+        image,
+    })
+}
+
+/// Saves a checked [`MediaEdit`] on event `id` (in the caller's transaction).
+fn save_media(conn: &mut PgConnection, id: i64, edit: &MediaEdit) -> QueryResult<()> {
+    Event::set_place(conn, id, &edit.place)?;
+    match &edit.image {
+        ImageChange::Keep(alt) => {
+            diesel::update(events::table.find(id))
+                .set(events::image_alt.eq(alt))
+                .execute(conn)?;
+        }
+        ImageChange::Set(encoded, alt) => {
+            crate::models::MediaImage::store(conn, encoded)?;
+            Event::set_image(conn, id, &EventImage::of(encoded, alt))?;
+        }
+        ImageChange::Remove => Event::set_image(conn, id, &EventImage::none())?,
+    }
+    Ok(())
+}
+
+/// Both checks of the event form; every message by field.
+async fn check_all(
+    f: &EventForm,
+    shown: bool,
+) -> Result<(NewEvent, MediaEdit), HashMap<&'static str, String>> {
+    let event = check_event(f);
+    let media = check_media(f, shown).await;
+    match (event, media) {
+        (Ok(event), Ok(media)) => Ok((event, media)),
+        (event, media) => {
+            let mut errors = event.err().unwrap_or_default();
+            errors.extend(media.err().unwrap_or_default());
+            Err(errors)
+        }
+    }
+}
+
+/// `errors` of a save refused after the form was checked, with the note that a chosen file
+/// must be chosen again (browsers never fill a file field in).
+fn upload_lost(f: &EventForm, mut errors: Value) -> Value {
+    if matches!(f.image, media::Upload::File(_)) {
+        errors["image"] =
+            json!("Choose the image again: a file is not kept when the form has errors.");
+    }
+    errors
+}
+
+fn format_coordinate(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The edit page's view of the event's image (the narrowest variant as a preview).
+fn image_json(e: &Event) -> Value {
+    match crate::views::EventImageView::of(e) {
+        Some(v) => {
+            json!({ "preview": v.thumb_src, "width": v.thumb_width, "height": v.thumb_height, "alt": v.alt })
+        }
+        None => Value::Null,
+    }
+}
+
+// ----------------------------------------------------------------------- end of media
+
 fn event_json(e: &Event) -> Value {
     json!({ "id": e.id, "title": e.title, "slug": e.slug, "visibility": e.visibility, "capacity": e.capacity,
             "seats_taken": e.seats_taken, "starts_at": e.starts_at.to_rfc3339(), "ends_at": e.ends_at.to_rfc3339(),
-            "timezone": e.timezone, "venue": e.venue, "waiver_required": e.waiver_required, "waiver_text": e.waiver_text })
+            "timezone": e.timezone, "venue": e.venue, "waiver_required": e.waiver_required, "waiver_text": e.waiver_text,
+            "venue_address": e.venue_address, "venue_latitude": e.venue_latitude, "venue_longitude": e.venue_longitude,
+            "image": e.image_hash, "image_alt": e.image_alt })
 }
 
 pub(super) fn form_from(e: &Event) -> EventForm {
@@ -170,6 +374,12 @@ pub(super) fn form_from(e: &Event) -> EventForm {
         visibility: e.visibility.clone(),
         waiver_required: e.waiver_required,
         waiver_text: e.waiver_text.clone(),
+        venue_address: e.venue_address.clone(),
+        venue_latitude: format_coordinate(e.venue_latitude),
+        venue_longitude: format_coordinate(e.venue_longitude),
+        image: media::Upload::None,
+        image_alt: e.image_alt.clone(),
+        remove_image: false,
     }
 }
 
@@ -208,7 +418,7 @@ pub(super) async fn create_event(
     form: AdminForm<EventForm>,
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
-    let new = match check_event(&f) {
+    let (new, media_edit) = match check_all(&f, false).await {
         Ok(n) => n,
         Err(errors) => {
             return Ok(Page::Status((
@@ -226,6 +436,8 @@ pub(super) async fn create_event(
         .run(move |conn| {
             let r = conn.transaction(|conn| {
                 let e = Event::insert(conn, &new)?;
+                save_media(conn, e.id, &media_edit)?;
+                let e = Event::find(conn, e.id)?;
                 if e.waiver_required {
                     crate::waivers::ensure_current_text(conn, &e)?;
                 }
@@ -263,7 +475,7 @@ pub(super) async fn create_event(
             page(
                 "admin/event_form",
                 &staff,
-                json!({ "title": "New event", "form": f, "errors": { "slug": "Another event already uses this slug." }, "event": null }),
+                json!({ "title": "New event", "errors": upload_lost(&f, json!({ "slug": "Another event already uses this slug." })), "form": f, "event": null }),
             ),
         ))),
     }
@@ -292,7 +504,7 @@ pub(super) fn edit_ctx(
     tt: Value,
 ) -> Value {
     json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt,
-            "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")) },
+            "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")), "image": image_json(e) },
             "types": types_json(types, e.tz()) })
 }
 
@@ -316,7 +528,7 @@ pub(super) async fn update_event(
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
     let (before, types) = event_page_ctx(db, id).await?;
-    let new = match check_event(&f) {
+    let (new, media_edit) = match check_all(&f, before.image_hash.is_some()).await {
         Ok(n) => n,
         Err(errors) => {
             return Ok(Page::Status((
@@ -366,6 +578,7 @@ pub(super) async fn update_event(
                         events::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;
+                save_media(conn, id, &media_edit)?;
                 let after = Event::find(conn, id)?;
                 if after.waiver_required {
                     crate::waivers::ensure_current_text(conn, &after)?;
@@ -392,11 +605,10 @@ pub(super) async fn update_event(
         }
         Ok(Err(msg)) => Ok(Page::Status((
             Status::UnprocessableEntity,
-            page(
-                "admin/event_form",
-                &staff,
-                edit_ctx(&before, &types, f, json!({ "capacity": msg }), json!({})),
-            ),
+            page("admin/event_form", &staff, {
+                let errors = upload_lost(&f, json!({ "capacity": msg }));
+                edit_ctx(&before, &types, f, errors, json!({}))
+            }),
         ))),
         Err(e)
             if e.status == Status::InternalServerError
@@ -404,17 +616,13 @@ pub(super) async fn update_event(
         {
             Ok(Page::Status((
                 Status::UnprocessableEntity,
-                page(
-                    "admin/event_form",
-                    &staff,
-                    edit_ctx(
-                        &before,
-                        &types,
-                        f,
+                page("admin/event_form", &staff, {
+                    let errors = upload_lost(
+                        &f,
                         json!({ "slug": "Another event already uses this slug." }),
-                        json!({}),
-                    ),
-                ),
+                    );
+                    edit_ctx(&before, &types, f, errors, json!({}))
+                }),
             )))
         }
         Err(e) => Err(e),
@@ -488,6 +696,11 @@ pub(super) async fn event_action(
                                 waiver_text: before.waiver_text.clone(),
                             },
                         )?;
+                        // media (issue 15): the copy shows the same venue and image.
+                        Event::set_place(conn, copy.id, &before.place())?;
+                        if before.image_hash.is_some() {
+                            Event::set_image(conn, copy.id, &before.image())?;
+                        }
                         for t in types {
                             TicketType::insert(
                                 conn,

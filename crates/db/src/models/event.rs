@@ -43,6 +43,15 @@ pub struct Event {
     pub title: String,
     pub description: String,
     pub venue: String,
+    // media (issue 15): see `EventPlace` and `EventImage`
+    pub venue_address: String,
+    pub venue_latitude: Option<f64>,
+    pub venue_longitude: Option<f64>,
+    pub image_hash: Option<String>,
+    pub image_width: Option<i32>,
+    pub image_height: Option<i32>,
+    pub image_format: Option<String>,
+    pub image_alt: String,
     pub timezone: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -73,6 +82,49 @@ pub struct NewEvent {
     pub waiver_text: String,
 }
 
+// media (issue 15): the venue's address and the event's image, set apart from `NewEvent`
+// so the code that makes events without them stays as it is.
+
+/// Where the venue is: its postal address (several lines) and, optionally, its
+/// coordinates (both or neither; the database checks the ranges too).
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = events, treat_none_as_null = true)]
+pub struct EventPlace {
+    pub venue_address: String,
+    pub venue_latitude: Option<f64>,
+    pub venue_longitude: Option<f64>,
+}
+
+/// The image an event shows (a stored [`crate::models::MediaImage`]) and its alt text, or
+/// none ([`EventImage::none`]).
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = events, treat_none_as_null = true)]
+pub struct EventImage {
+    pub image_hash: Option<String>,
+    pub image_width: Option<i32>,
+    pub image_height: Option<i32>,
+    pub image_format: Option<String>,
+    pub image_alt: String,
+}
+
+impl EventImage {
+    pub fn none() -> EventImage {
+        EventImage::default()
+    }
+
+    /// `image` with `alt` (which must not be blank: the database refuses it).
+    pub fn of(image: &crate::models::media::EncodedImage, alt: &str) -> EventImage {
+        let (w, h) = image.size();
+        EventImage {
+            image_hash: Some(image.hash.clone()),
+            image_width: i32::try_from(w).ok(),
+            image_height: i32::try_from(h).ok(),
+            image_format: Some(image.format.as_str().to_string()),
+            image_alt: alt.to_string(),
+        }
+    }
+}
+
 /// Which event [`Event::with_ticket_types`] loads, and who may see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventLookup<'a> {
@@ -101,6 +153,24 @@ impl Event {
 
     pub fn has_ended(&self, now: DateTime<Utc>) -> bool {
         self.ends_at <= now
+    }
+
+    pub fn place(&self) -> EventPlace {
+        EventPlace {
+            venue_address: self.venue_address.clone(),
+            venue_latitude: self.venue_latitude,
+            venue_longitude: self.venue_longitude,
+        }
+    }
+
+    pub fn image(&self) -> EventImage {
+        EventImage {
+            image_hash: self.image_hash.clone(),
+            image_width: self.image_width,
+            image_height: self.image_height,
+            image_format: self.image_format.clone(),
+            image_alt: self.image_alt.clone(),
+        }
     }
 }
 
@@ -194,6 +264,30 @@ impl Event {
             .order((events::starts_at.asc(), events::id.asc()))
             .select((events::slug, events::updated_at))
             .load(conn)
+    }
+
+    /// Sets the venue's address and coordinates.
+    pub fn set_place(conn: &mut PgConnection, id: i64, place: &EventPlace) -> QueryResult<()> {
+        diesel::update(events::table.find(id))
+            .set((place, events::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Sets (or with [`EventImage::none`] removes) the event's image; an image no event shows
+    /// any more is deleted with its variants.
+    pub fn set_image(conn: &mut PgConnection, id: i64, image: &EventImage) -> QueryResult<()> {
+        let before: Option<String> = events::table
+            .find(id)
+            .select(events::image_hash)
+            .first(conn)?;
+        diesel::update(events::table.find(id))
+            .set((image, events::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)?;
+        if let Some(old) = before.filter(|old| image.image_hash.as_ref() != Some(old)) {
+            crate::models::MediaImage::delete_if_unused(conn, &old)?;
+        }
+        Ok(())
     }
 
     /// Gives the event a new secret link; the old one stops working with this commit.

@@ -4,6 +4,7 @@
 pub mod booking;
 pub mod event;
 pub mod legal;
+pub mod media;
 pub mod outbox;
 pub mod payment;
 pub mod refund;
@@ -13,6 +14,7 @@ pub mod user;
 pub use booking::{Attendee, Booking, BookingItem, BookingState, NewBooking};
 pub use event::{Event, NewEvent, Visibility};
 pub use legal::{LegalPage, Organiser, OrganiserChange, LEGAL_SLUGS};
+pub use media::MediaImage;
 pub use outbox::OutboxRow;
 pub use payment::Payment;
 pub use refund::Refund;

@@ -1,0 +1,15 @@
+DROP INDEX events_image_hash;
+ALTER TABLE events
+    DROP CONSTRAINT events_image_together,
+    DROP CONSTRAINT events_image_fk,
+    DROP COLUMN image_alt,
+    DROP COLUMN image_format,
+    DROP COLUMN image_height,
+    DROP COLUMN image_width,
+    DROP COLUMN image_hash,
+    DROP CONSTRAINT events_venue_coordinates_together,
+    DROP COLUMN venue_longitude,
+    DROP COLUMN venue_latitude,
+    DROP COLUMN venue_address;
+DROP TABLE media_variants;
+DROP TABLE media_images;
