@@ -25,5 +25,6 @@ mod private;
 mod public;
 mod seed;
 mod server_version;
+mod ticket_changes;
 mod tickets;
 mod two_factor;
