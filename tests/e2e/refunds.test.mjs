@@ -84,6 +84,7 @@ journey("6-refunds", async ({ person }) => {
   assert.equal((await changes.locator("[data-refund-reason]").textContent()).trim(), reason);
   assert.match(await changes.locator("[data-refund]").textContent(), /€30\.00\s+refunded on/);
   assert.match(await changes.locator(`[data-cancelled-ticket="${paulCode}"]`).textContent(), /Paul Roth.*refunded/s);
+  assert.match(await changes.textContent(), /Questions\? Contact .+ at \S+@\S+\./);
   assert.equal(await buyer.page.locator(".ticket", { hasText: "Paul Roth" }).count(), 0);
   assert.equal(await buyer.page.locator(".ticket", { hasText: customer.name }).count(), 1);
   assert.equal(await buyer.page.locator("[data-state]").first().getAttribute("data-state"), "paid");

@@ -342,6 +342,10 @@ async fn one_ticket_refunded_returns_its_seat_and_its_code_stops_working() {
     assert!(!page.contains(&format!("QR code for ticket {}", gone.2)), "{page}");
     assert!(page.contains(&format!("QR code for ticket {}", kept.2)), "{page}");
     assert!(page.contains("Guest is ill"));
+    assert!(
+        page.contains("Questions? Contact Beispiel Events GmbH at <a href=\"mailto:kontakt@example.org\">"),
+        "{page}"
+    );
     let (status, _) = text(
         &w.client,
         &w.app.url(&format!("/bookings/{token}/tickets/{}.pdf", gone.2)),
