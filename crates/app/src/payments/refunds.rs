@@ -209,6 +209,14 @@ impl PayPal {
         let paypal_status = refund.status.clone();
         db.run(move |conn| {
             conn.transaction(|conn| {
+                // The booking first, then the payment: the lock order of settlement
+                // (`service::lock_payment`), which PayPal's webhook about this very refund
+                // runs at the same time; the other order could deadlock.
+                ticketing_db::schema::bookings::table
+                    .find(booking_id)
+                    .for_update()
+                    .select(ticketing_db::schema::bookings::id)
+                    .first::<i64>(conn)?;
                 // Recorded once, however many times PayPal was asked.
                 let claimed = diesel::update(refunds::table.find(refund_id))
                     .filter(refunds::status.eq(REFUND_REQUESTED))
