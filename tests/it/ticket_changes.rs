@@ -68,8 +68,7 @@ fn tickets_of(app: &TestServer, booking_id: i64) -> Vec<(i64, String, String)> {
 
 /// Renders every queued mail of `kind`: (subject, text, html).
 fn mails(app: &TestServer, kind: &str) -> Vec<(String, String, String)> {
-    let config =
-        ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap();
+    let config = ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap();
     let mailer = ticketing::mail::Mailer::new(
         &config.mail,
         &config.template_dir,
@@ -134,7 +133,9 @@ async fn the_refund_reason_reaches_the_buyer_in_mail_and_on_the_booking_page() {
     let (token, _, id) = w.paid_booking(2).await;
     let admin = http_client();
     let csrf = login(&w.app, &admin, "boss@example.com", "admin").await;
-    let page = text(&admin, &w.app.url(&format!("/admin/bookings/{id}"))).await.1;
+    let page = text(&admin, &w.app.url(&format!("/admin/bookings/{id}")))
+        .await
+        .1;
     let form_token = page
         .split("name=\"refund_token\" value=\"")
         .nth(1)
@@ -168,7 +169,10 @@ async fn the_refund_reason_reaches_the_buyer_in_mail_and_on_the_booking_page() {
     }
     let (status, booking_page) = text(&w.client, &w.app.url(&format!("/bookings/{token}"))).await;
     assert_eq!(status, 200);
-    assert!(booking_page.contains("data-booking-changes"), "{booking_page}");
+    assert!(
+        booking_page.contains("data-booking-changes"),
+        "{booking_page}"
+    );
     assert!(
         booking_page.contains("<span data-refund-reason>The support act cancelled</span>"),
         "{booking_page}"
@@ -258,7 +262,10 @@ async fn a_bad_reason_is_refused_and_changes_nothing() {
     .await;
     assert_eq!(status, 422);
     assert!(page.contains("id=\"ticket-reason-error\">Remove the control characters"));
-    let n: i64 = refunds::table.count().get_result(&mut w.app.conn()).unwrap();
+    let n: i64 = refunds::table
+        .count()
+        .get_result(&mut w.app.conn())
+        .unwrap();
     assert_eq!(n, 0, "nothing was refunded");
     let refunded: i64 = payments::table
         .select(payments::refunded_minor)
@@ -282,7 +289,9 @@ async fn one_ticket_refunded_returns_its_seat_and_its_code_stops_working() {
     let (gone, kept) = (&people[0], &people[1]);
     let admin = http_client();
     let csrf = login(&w.app, &admin, "boss@example.com", "admin").await;
-    let page = text(&admin, &w.app.url(&format!("/admin/bookings/{id}"))).await.1;
+    let page = text(&admin, &w.app.url(&format!("/admin/bookings/{id}")))
+        .await
+        .1;
     assert!(page.contains("Refund this ticket through PayPal"), "{page}");
     let (status, _) = post(
         &admin,
@@ -322,7 +331,10 @@ async fn one_ticket_refunded_returns_its_seat_and_its_code_stops_working() {
     let door_csrf = login(&w.app, &door, "door@example.com", "staff").await;
     let (kind, message) = check_in(&w, &door, &door_csrf, &gone.2).await;
     assert_eq!(kind, "cancelled");
-    assert!(message.starts_with("This ticket was cancelled"), "{message}");
+    assert!(
+        message.starts_with("This ticket was cancelled"),
+        "{message}"
+    );
     let (kind, _) = check_in(&w, &door, &door_csrf, &kept.2).await;
     assert_eq!(kind, "valid");
     // The buyer is mailed which ticket, how much and why.
@@ -338,17 +350,29 @@ async fn one_ticket_refunded_returns_its_seat_and_its_code_stops_working() {
     }
     // The booking page lists it as no longer valid, without its QR code or PDF.
     let (_, page) = text(&w.client, &w.app.url(&format!("/bookings/{token}"))).await;
-    assert!(page.contains(&format!("data-cancelled-ticket=\"{}\"", gone.2)), "{page}");
-    assert!(!page.contains(&format!("QR code for ticket {}", gone.2)), "{page}");
-    assert!(page.contains(&format!("QR code for ticket {}", kept.2)), "{page}");
+    assert!(
+        page.contains(&format!("data-cancelled-ticket=\"{}\"", gone.2)),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("QR code for ticket {}", gone.2)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("QR code for ticket {}", kept.2)),
+        "{page}"
+    );
     assert!(page.contains("Guest is ill"));
     assert!(
-        page.contains("Questions? Contact Beispiel Events GmbH at <a href=\"mailto:kontakt@example.org\">"),
+        page.contains(
+            "Questions? Contact Beispiel Events GmbH at <a href=\"mailto:kontakt@example.org\">"
+        ),
         "{page}"
     );
     let (status, _) = text(
         &w.client,
-        &w.app.url(&format!("/bookings/{token}/tickets/{}.pdf", gone.2)),
+        &w.app
+            .url(&format!("/bookings/{token}/tickets/{}.pdf", gone.2)),
     )
     .await;
     assert_eq!(status, 404);
@@ -367,7 +391,10 @@ async fn one_ticket_refunded_returns_its_seat_and_its_code_stops_working() {
     .await;
     assert_eq!(status, 422);
     assert!(page.contains("already cancelled or refunded"), "{page}");
-    let n: i64 = refunds::table.count().get_result(&mut w.app.conn()).unwrap();
+    let n: i64 = refunds::table
+        .count()
+        .get_result(&mut w.app.conn())
+        .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -396,25 +423,30 @@ async fn two_refunds_of_one_ticket_at_once_refund_it_once() {
     let (a, b) = rocket::tokio::join!(send(), send());
     let mut statuses = [a.0, b.0];
     statuses.sort();
-    assert_eq!(statuses, [303, 422], "one refunds, the other is refused: {a:?} {b:?}");
+    assert_eq!(
+        statuses,
+        [303, 422],
+        "one refunds, the other is refused: {a:?} {b:?}"
+    );
     let rows: Vec<(String, String)> = refunds::table
         .select((refunds::request_id, refunds::status))
         .load(&mut w.app.conn())
         .unwrap();
-    assert_eq!(rows, vec![(format!("refund-ticket-{ticket}-1"), "COMPLETED".to_string())]);
+    assert_eq!(
+        rows,
+        vec![(format!("refund-ticket-{ticket}-1"), "COMPLETED".to_string())]
+    );
     let refunded: i64 = payments::table
         .select(payments::refunded_minor)
         .first(&mut w.app.conn())
         .unwrap();
     assert_eq!(refunded, 2500);
     let capture = w.order(&order).await["purchase_units"][0]["payments"]["captures"][0].clone();
-    let at_paypal = capture["refunded_minor"]
-        .as_i64()
-        .or_else(|| {
-            capture["seller_receivable_breakdown"]["total_refunded_amount"]["value"]
-                .as_str()
-                .map(|v| (v.parse::<f64>().unwrap() * 100.0).round() as i64)
-        });
+    let at_paypal = capture["refunded_minor"].as_i64().or_else(|| {
+        capture["seller_receivable_breakdown"]["total_refunded_amount"]["value"]
+            .as_str()
+            .map(|v| (v.parse::<f64>().unwrap() * 100.0).round() as i64)
+    });
     if let Some(at_paypal) = at_paypal {
         assert_eq!(at_paypal, 2500, "{capture}");
     }
@@ -457,11 +489,17 @@ async fn the_last_ticket_closes_the_booking() {
     assert_eq!(state(), "paid");
     let admin = http_client();
     let csrf = login(&app, &admin, "boss@example.com", "admin").await;
-    let page = text(&admin, &app.url(&format!("/admin/bookings/{id}"))).await.1;
+    let page = text(&admin, &app.url(&format!("/admin/bookings/{id}")))
+        .await
+        .1;
     assert!(!page.contains("Refund this ticket"), "no money to refund");
     let people = tickets_of(&app, id);
     let cancel = |ticket: i64| {
-        let (admin, csrf, url) = (&admin, &csrf, app.url(&format!("/admin/bookings/{id}/ticket")));
+        let (admin, csrf, url) = (
+            &admin,
+            &csrf,
+            app.url(&format!("/admin/bookings/{id}/ticket")),
+        );
         async move {
             post(
                 admin,
@@ -605,7 +643,9 @@ async fn staff_cannot_refund_or_cancel_a_ticket() {
     let (token, _, id) = w.paid_booking(2).await;
     let staff = http_client();
     let csrf = login(&w.app, &staff, "desk@example.com", "staff").await;
-    let page = text(&staff, &w.app.url(&format!("/admin/bookings/{id}"))).await.1;
+    let page = text(&staff, &w.app.url(&format!("/admin/bookings/{id}")))
+        .await
+        .1;
     assert!(!page.contains("Cancel or refund one ticket"), "{page}");
     assert!(page.contains("Correct a name"));
     let ticket = tickets_of(&w.app, id)[0].0.to_string();
@@ -624,8 +664,37 @@ async fn staff_cannot_refund_or_cancel_a_ticket() {
         .await;
         assert_eq!(status, 403, "{action}");
     }
-    let n: i64 = refunds::table.count().get_result(&mut w.app.conn()).unwrap();
+    let n: i64 = refunds::table
+        .count()
+        .get_result(&mut w.app.conn())
+        .unwrap();
     assert_eq!(n, 0);
     assert_eq!(w.seats_taken(), 2);
     assert_eq!(w.state(&token), "paid");
+}
+
+#[rocket::async_test]
+async fn a_cancelled_booking_is_mailed_with_the_organiser_contact() {
+    let w = world(10).await;
+    let (token, _, id) = w.paid_booking(1).await;
+    let admin = http_client();
+    let csrf = login(&w.app, &admin, "boss@example.com", "admin").await;
+    let (status, _) = post(
+        &admin,
+        &w.app.url(&format!("/admin/bookings/{id}/cancel")),
+        &[
+            ("csrf", csrf.as_str()),
+            ("reason", "Event moved"),
+            ("confirm", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(w.state(&token), "cancelled");
+    let sent = mails(&w.app, "cancellation");
+    assert_eq!(sent.len(), 1);
+    for part in [&sent[0].1, &sent[0].2] {
+        organiser_contact(part);
+    }
+    w.check_invariant();
 }

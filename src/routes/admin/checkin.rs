@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::page;
 use crate::auth::{self, Staff, StaffForm};
+use crate::bookings::Usability;
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::bookings::Usability;
 use crate::models::{Attendee, Booking, Event};
 use crate::schema::{attendees, bookings, events};
 use crate::timefmt;
