@@ -14,6 +14,7 @@ const ADMIN_ONLY: &[&str] = &[
     "/admin/audit?<action>",
     "/admin/bookings/<id>/cancel",
     "/admin/bookings/<id>/refund",
+    "/admin/bookings/<id>/ticket",
     "/admin/settings",
     "/admin/legal/<slug>",
 ];

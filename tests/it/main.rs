@@ -27,5 +27,6 @@ mod private;
 mod public;
 mod seed;
 mod server_version;
+mod ticket_changes;
 mod tickets;
 mod two_factor;

@@ -306,6 +306,79 @@ impl Renderer {
             .collect())
     }
 
+    /// What a refund, cancellation or ticket mail tells the buyer about the change: the
+    /// refund (amount, when in the event's zone, the admin's reason) and, for a ticket, which
+    /// one and whether the booking closed with it (tests `ticket_changes::*`).
+    fn change(
+        &self,
+        conn: &mut PgConnection,
+        row: &OutboxRow,
+        booking: &Booking,
+        attendee: Option<&Attendee>,
+        event: &Event,
+    ) -> Result<serde_json::Value, String> {
+        let tz = event.tz();
+        use ticketing_db::models::Refund;
+        use ticketing_db::schema::{payments, refunds};
+        let err = |e: diesel::result::Error| e.to_string();
+        let counted = ["COMPLETED", "PENDING"];
+        // The refund the mail is about: the partial one its row names, the ticket's own, or
+        // for a whole-booking refund the latest that counted.
+        let refund: Option<Refund> = match (row.kind.as_str(), attendee) {
+            ("partial_refund", _) => match row
+                .dedupe_key
+                .strip_prefix("partial_refund:")
+                .and_then(|id| id.parse::<i64>().ok())
+            {
+                Some(id) => Some(Refund::find(conn, id).map_err(err)?),
+                None => None,
+            },
+            ("ticket_cancelled", Some(a)) => refunds::table
+                .filter(refunds::attendee_id.eq(a.id))
+                .filter(refunds::status.eq_any(counted))
+                .select(Refund::as_select())
+                .first(conn)
+                .optional()
+                .map_err(err)?,
+            ("refund", _) => refunds::table
+                .inner_join(payments::table)
+                .filter(payments::booking_id.eq(booking.id))
+                .filter(refunds::status.eq_any(counted))
+                .order(refunds::id.desc())
+                .select(Refund::as_select())
+                .first(conn)
+                .optional()
+                .map_err(err)?,
+            _ => None,
+        };
+        let ticket = match attendee {
+            Some(a) if row.kind == "ticket_cancelled" => {
+                let types = ticketing_db::models::TicketType::for_events(conn, &[booking.event_id])
+                    .map_err(err)?;
+                Some(json!({
+                    "name": a.name,
+                    "code": a.ticket_code,
+                    "ticket_type": types.iter().find(|t| t.id == a.ticket_type_id).map(|t| t.name.clone()).unwrap_or_default(),
+                    "refunded": a.cancel_state.as_deref() == Some("refunded"),
+                    "reason": a.cancel_reason,
+                }))
+            }
+            _ => None,
+        };
+        Ok(json!({
+            "refund": refund.map(|r| json!({
+                "amount": ticketing_core::money::Money::new(r.amount_minor, &r.currency).display(),
+                "at": timefmt::local_datetime(r.created_at, tz),
+                "reason": r.note,
+            })),
+            "ticket": ticket,
+            // The booking closed with this ticket (it was the last valid one).
+            "booking_closed": !booking.state().holds_seats(),
+            "booking_state": booking.state().label(),
+            "valid_tickets": booking.seats,
+        }))
+    }
+
     pub fn render(&self, conn: &mut PgConnection, id: i64) -> Result<Rendered, String> {
         let row: OutboxRow = outbox::table
             .find(id)
@@ -418,6 +491,15 @@ impl Renderer {
             "waiver_url": waiver_token.map(|t| format!("{}/waivers/{t}", self.base_url)),
         });
         let mut ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
+        if matches!(
+            row.kind.as_str(),
+            "refund" | "partial_refund" | "cancellation" | "ticket_cancelled"
+        ) {
+            ctx.insert(
+                "change",
+                &self.change(conn, &row, &booking, attendee.as_ref(), &event)?,
+            );
+        }
         if row.kind == "booking_links" {
             ctx.insert("bookings", &self.booking_links(conn, &booking.buyer_email)?);
         }
@@ -441,6 +523,16 @@ impl Renderer {
             "refund" => format!("Your booking {} was refunded", booking.reference),
             "partial_refund" => format!("Part of your booking {} was refunded", booking.reference),
             "cancellation" => format!("Your booking {} was cancelled", booking.reference),
+            "ticket_cancelled" => match attendee.as_ref().and_then(|a| a.cancel_state.as_deref()) {
+                Some("refunded") => format!(
+                    "A ticket of your booking {} was refunded",
+                    booking.reference
+                ),
+                _ => format!(
+                    "A ticket of your booking {} was cancelled",
+                    booking.reference
+                ),
+            },
             "payment_returned" => format!(
                 "Your payment for {} is being refunded ({})",
                 event.title, booking.reference
@@ -448,6 +540,10 @@ impl Renderer {
             _ => format!("Your payment for {} came too late", event.title),
         };
         let (name, email) = match &attendee {
+            // A cancelled ticket is the buyer's business (they paid for it).
+            Some(_) if row.kind == "ticket_cancelled" => {
+                (booking.buyer_name.clone(), booking.buyer_email.clone())
+            }
             Some(a) if !a.email.is_empty() => (a.name.clone(), a.email.clone()),
             Some(a) => (a.name.clone(), booking.buyer_email.clone()),
             None => (booking.buyer_name.clone(), booking.buyer_email.clone()),

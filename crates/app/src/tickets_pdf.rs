@@ -46,6 +46,11 @@ pub fn booking_tickets(
         .attendees(conn)?
         .into_iter()
         .filter(|a| only.is_none_or(|code| a.ticket_code == code))
+        // A ticket cancelled or refunded on its own is no ticket any more.
+        .filter(|a| {
+            ticketing_domain::bookings::usability(a, booking, booking.event_id)
+                == ticketing_domain::bookings::Usability::Usable
+        })
         .map(|a| Ticket {
             event_title: event.title.clone(),
             when: format!("{when} ({})", event.timezone),

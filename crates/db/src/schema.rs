@@ -25,6 +25,9 @@ diesel::table! {
         email -> Text,
         ticket_code -> Text,
         checked_in_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+        cancel_state -> Nullable<Text>,
+        cancel_reason -> Text,
     }
 }
 
@@ -236,6 +239,7 @@ diesel::table! {
         attempted_at -> Timestamptz,
         form_token -> Nullable<Text>,
         automatic -> Bool,
+        attendee_id -> Nullable<Int8>,
     }
 }
 
@@ -345,6 +349,7 @@ diesel::joinable!(waivers -> attendees (attendee_id));
 diesel::joinable!(waivers -> waiver_texts (waiver_text_id));
 diesel::joinable!(waiver_texts -> events (event_id));
 diesel::joinable!(refunds -> payments (payment_id));
+diesel::joinable!(refunds -> attendees (attendee_id));
 diesel::joinable!(ticket_types -> events (event_id));
 diesel::joinable!(two_factor_recovery_codes -> users (user_id));
 diesel::joinable!(media_variants -> media_images (hash));

@@ -168,6 +168,21 @@ pub fn partial_refund(conn: &mut PgConnection, booking_id: i64, refund_id: i64) 
     )
 }
 
+/// "One of your tickets was cancelled (or refunded)": once per ticket, to the buyer.
+pub fn ticket_cancelled(
+    conn: &mut PgConnection,
+    booking_id: i64,
+    attendee_id: i64,
+) -> QueryResult<()> {
+    enqueue(
+        conn,
+        "ticket_cancelled",
+        &format!("ticket_cancelled:{attendee_id}"),
+        booking_id,
+        Some(attendee_id),
+    )
+}
+
 /// "Your payment came too late; nothing was charged."
 pub fn late_payment(conn: &mut PgConnection, booking_id: i64) -> QueryResult<()> {
     enqueue(
@@ -200,7 +215,7 @@ pub fn queue_waiver_reminders(conn: &mut PgConnection) -> QueryResult<usize> {
            JOIN bookings b ON b.id = a.booking_id AND b.state = 'paid'
            JOIN events e ON e.id = b.event_id AND e.waiver_required
            JOIN waivers w ON w.attendee_id = a.id AND w.signed_at IS NULL
-          WHERE e.starts_at > now() AND e.starts_at <= now() + interval '24 hours'
+          WHERE a.cancelled_at IS NULL AND e.starts_at > now() AND e.starts_at <= now() + interval '24 hours'
          ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .execute(conn)

@@ -1,6 +1,6 @@
 //! Bookings: the searchable list, the detail page (attendees, waivers, history, payment,
 //! refunds, mails), cancelling a booking (admins only, with an explicit confirmation box),
-//! and sending a booking's mail again. The refund form on the detail page is in `refunds`.
+//! correcting an attendee's name (staff too, audited), and sending a booking's mail again. The refund form on the detail page is in `refunds`.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -160,6 +160,9 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                     "at": timefmt::local_datetime(*at, e.tz()),
                 }))
                 .collect();
+            let types = crate::models::TicketType::for_events(conn, &[e.id])?;
+            let items = b.items(conn)?;
+            let price_of = |type_id: i64| items.iter().find(|i| i.ticket_type_id == type_id).map(|i| i.unit_price_minor).unwrap_or(0);
             let mails: Vec<crate::models::OutboxRow> = outbox::table.filter(outbox::booking_id.eq(id)).order(outbox::id).select(crate::models::OutboxRow::as_select()).load(conn)?;
             let tz = e.tz();
             Ok(json!({
@@ -168,9 +171,15 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                 "event": { "title": e.title, "when": timefmt::local_range(e.starts_at, e.ends_at, tz) },
                 "attendees": people.iter().map(|a| {
                     let w = ws.iter().find(|w| w.attendee_id == a.id);
-                    json!({ "name": a.name, "email": a.email, "code": a.ticket_code, "checked_in": a.checked_in_at.map(|t| timefmt::local_datetime(t, tz)),
-                            "waiver": w.map(|w| if w.signed_at.is_some() { "signed" } else { "unsigned" }) })
+                    let ticket = crate::bookings::TicketState::of(a);
+                    json!({ "id": a.id, "name": a.name, "email": a.email, "code": a.ticket_code, "checked_in": a.checked_in_at.map(|t| timefmt::local_datetime(t, tz)),
+                            "waiver": w.map(|w| if w.signed_at.is_some() { "signed" } else { "unsigned" }),
+                            "ticket_type": types.iter().find(|t| t.id == a.ticket_type_id).map(|t| t.name.clone()).unwrap_or_default(),
+                            "price": crate::money::Money::new(price_of(a.ticket_type_id), &b.currency).display(),
+                            "ticket": ticket.as_str(), "valid": ticket == crate::bookings::TicketState::Valid,
+                            "closed_at": a.cancelled_at.map(|t| timefmt::local_datetime(t, tz)), "reason": a.cancel_reason })
                 }).collect::<Vec<_>>(),
+                "valid_tickets": people.iter().filter(|a| a.cancelled_at.is_none()).count(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
                 "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
                     "holds_money": matches!(p.capture_status.as_deref(), Some("COMPLETED" | "PARTIALLY_REFUNDED")) && p.refunded_minor < p.amount_minor,
@@ -288,4 +297,69 @@ pub(super) async fn resend_mail(
         })
         .await?;
     Ok(Redirect::to(format!("/admin/bookings/{booking_id}")))
+}
+
+#[derive(FromForm)]
+pub struct RenameForm {
+    #[field(default = String::new())]
+    csrf: String,
+    /// The attendee id.
+    #[field(default = 0)]
+    attendee: i64,
+    #[field(default = String::new())]
+    name: String,
+}
+
+csrf_form!(RenameForm);
+
+/// Corrects an attendee's name (staff and admins): audited with the name before and after;
+/// the ticket page, the PDF and check-in show the new one (test
+/// `ticket_changes::a_corrected_name_is_audited_and_shown_everywhere`).
+#[post("/bookings/<id>/attendee-name", data = "<form>")]
+pub(super) async fn rename_attendee(
+    db: &State<Db>,
+    id: i64,
+    form: StaffForm<RenameForm>,
+) -> AppResult<Page> {
+    let StaffForm { staff, form } = form;
+    let name = match ticketing_core::validate::name(&form.name) {
+        Ok(name) => name,
+        Err(e) => {
+            return detail_with_errors(
+                db,
+                &staff,
+                id,
+                json!({ "rename": e, "rename_value": form.name.chars().take(150).collect::<String>(), "rename_attendee": form.attendee }),
+            )
+            .await
+        }
+    };
+    let attendee = form.attendee;
+    let n2 = name.clone();
+    let before = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let before = crate::bookings::tickets::rename_attendee(conn, id, attendee, &n2)?;
+                if before != n2 {
+                    auth::audit(
+                        conn,
+                        &staff,
+                        "attendee.rename",
+                        "attendee",
+                        Some(attendee),
+                        Some(json!({ "booking_id": id, "name": before })),
+                        Some(json!({ "booking_id": id, "name": n2 })),
+                    )?;
+                }
+                Ok::<_, diesel::result::Error>(before)
+            })
+            .map_err(AppError::from)
+        })
+        .await?;
+    let to = Redirect::to(format!("/admin/bookings/{id}"));
+    Ok(Page::Flash(if before == name {
+        Flash::success(to, "The name was already that; nothing changed.")
+    } else {
+        Flash::success(to, format!("Name corrected: {before} → {name}."))
+    }))
 }

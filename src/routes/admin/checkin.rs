@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::page;
 use crate::auth::{self, Staff, StaffForm};
+use crate::bookings::Usability;
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::models::{Attendee, Booking, BookingState, Event};
+use crate::models::{Attendee, Booking, Event};
 use crate::schema::{attendees, bookings, events};
 use crate::timefmt;
 
@@ -68,8 +69,11 @@ pub(super) async fn checkin(db: &State<Db>, form: StaffForm<CheckinForm>) -> App
                     .optional()?;
                 Ok::<_, diesel::result::Error>(match found {
                     None => json!({ "kind": "unknown", "message": "No ticket has this code." }),
-                    Some((_, b)) if b.event_id != event_id => json!({ "kind": "wrong_event", "message": "This ticket is for another event." }),
-                    Some((_, b)) if b.state() != BookingState::Paid => json!({ "kind": "invalid", "message": format!("This ticket is not valid (booking {}).", b.state().label()) }),
+                    // Whether a ticket gets in is decided in one place (`bookings::usability`).
+                    Some((a, b)) if crate::bookings::usability(&a, &b, event_id) != Usability::Usable => {
+                        let u = crate::bookings::usability(&a, &b, event_id);
+                        json!({ "kind": u.kind(), "message": u.message() })
+                    }
                     Some((a, b)) if a.checked_in_at.is_some() => {
                         let tz = Event::find(conn, b.event_id)?.tz();
                         let at = timefmt::local_datetime(a.checked_in_at.unwrap_or_default(), tz);

@@ -70,6 +70,8 @@ pub fn routes() -> Vec<Route> {
         bookings::booking_detail,
         bookings::cancel_booking,
         refunds::refund_booking,
+        refunds::close_ticket,
+        bookings::rename_attendee,
         bookings::resend_mail,
         checkin::checkin_page,
         checkin::checkin,

@@ -26,15 +26,17 @@ pub(super) async fn booking_page(
         return Err(AppError::not_found());
     }
     let token = token.to_string();
-    let (l, payment) = db
+    let (l, payment, refunds) = db
         .run(move |conn| {
             let l = load_on(conn, &token)?;
             let payment = crate::models::Payment::find_by_booking(conn, l.booking.id)?;
-            Ok((l, payment))
+            let refunds = refunds_of(conn, payment.as_ref())?;
+            Ok((l, payment, refunds))
         })
         .await?;
     let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
+    changes(&mut ctx, &l, &refunds);
     ctx["google_calendar"] = json!(google_calendar_link(&l, app));
     // Money that came after the booking closed: the page must not say "nothing was charged".
     ctx["unhonoured"] = json!(payment.as_ref().is_some_and(|p| p.unhonoured_at.is_some()));
@@ -48,6 +50,72 @@ pub(super) async fn booking_page(
     )
     .display()));
     Ok(Template::render("booking", ctx))
+}
+
+/// The refunds of a payment that moved money (completed or pending at PayPal), oldest first.
+fn refunds_of(
+    conn: &mut diesel::PgConnection,
+    payment: Option<&crate::models::Payment>,
+) -> Result<Vec<crate::models::Refund>, AppError> {
+    use crate::schema::refunds;
+    use diesel::prelude::*;
+    let Some(p) = payment else {
+        return Ok(Vec::new());
+    };
+    Ok(refunds::table
+        .filter(refunds::payment_id.eq(p.id))
+        .filter(refunds::status.eq_any(["COMPLETED", "PENDING"]))
+        .order(refunds::id)
+        .select(crate::models::Refund::as_select())
+        .load(conn)?)
+}
+
+/// The "Refunds and cancelled tickets" block (issue 15/16): each refund with its amount, date
+/// in the event's zone and the admin's reason, and each ticket cancelled or refunded on its
+/// own. Cancelled tickets leave the ticket list, so no QR code of theirs is shown (tests
+/// `ticket_changes::*`).
+fn changes(ctx: &mut serde_json::Value, l: &Loaded, refunds: &[crate::models::Refund]) {
+    let tz = l.event.tz();
+    let closed: Vec<&crate::models::Attendee> = l
+        .attendees
+        .iter()
+        .filter(|a| a.cancelled_at.is_some())
+        .collect();
+    if let Some(list) = ctx["attendees"].as_array_mut() {
+        list.retain(|a| {
+            !closed
+                .iter()
+                .any(|c| a["ticket_code"].as_str() == Some(c.ticket_code.as_str()))
+        });
+    }
+    let type_name = |id: i64| {
+        l.types
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    };
+    ctx["refund_list"] = json!(refunds
+        .iter()
+        .map(|r| json!({
+            "amount": Money::new(r.amount_minor, &r.currency).display(),
+            "at": crate::timefmt::local_datetime(r.created_at, tz),
+            "reason": r.note,
+            "pending": r.status == "PENDING",
+            "ticket": r.attendee_id.and_then(|id| l.attendees.iter().find(|a| a.id == id)).map(|a| a.name.clone()),
+        }))
+        .collect::<Vec<_>>());
+    ctx["cancelled_tickets"] = json!(closed
+        .iter()
+        .map(|a| json!({
+            "name": a.name,
+            "ticket_type": type_name(a.ticket_type_id),
+            "code": a.ticket_code,
+            "refunded": a.cancel_state.as_deref() == Some("refunded"),
+            "at": a.cancelled_at.map(|t| crate::timefmt::local_datetime(t, tz)),
+            "reason": a.cancel_reason,
+        }))
+        .collect::<Vec<_>>());
 }
 
 #[derive(Responder)]

@@ -1,4 +1,8 @@
-//! Refunds: written down before PayPal is asked, recorded once.
+//! Refunds: written down before PayPal is asked, recorded once. An amount of a booking
+//! ([`PayPal::refund`]), or one ticket's price ([`PayPal::refund_ticket`]: the ticket is
+//! refunded, its seat returns, with a PayPal-Request-Id derived from the ticket's id so a
+//! retried or doubled request never refunds twice); a ticket cancelled without money
+//! ([`cancel_ticket`]) needs no PayPal at all.
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -11,6 +15,7 @@ use ticketing_db::schema::{payments, refunds};
 use ticketing_db::Db;
 use ticketing_db::Error;
 use ticketing_domain::bookings::lifecycle::transition;
+use ticketing_domain::bookings::tickets::{close_ticket, TicketState};
 
 /// Refunds still `REQUESTED` whose last ask is over ten minutes old, claimed by stamping
 /// `attempted_at`.
@@ -200,9 +205,18 @@ impl PayPal {
         // Only a completed or pending refund moves money; FAILED or CANCELLED is recorded as such.
         let counts = matches!(refund.status.as_str(), "COMPLETED" | "PENDING");
         let (booking_id, pid, amount) = (booking.id, payment.id, row.amount_minor);
+        let (ticket, reason) = (row.attendee_id, row.note.clone());
         let paypal_status = refund.status.clone();
         db.run(move |conn| {
             conn.transaction(|conn| {
+                // The booking first, then the payment: the lock order of settlement
+                // (`service::lock_payment`), which PayPal's webhook about this very refund
+                // runs at the same time; the other order could deadlock.
+                ticketing_db::schema::bookings::table
+                    .find(booking_id)
+                    .for_update()
+                    .select(ticketing_db::schema::bookings::id)
+                    .first::<i64>(conn)?;
                 // Recorded once, however many times PayPal was asked.
                 let claimed = diesel::update(refunds::table.find(refund_id))
                     .filter(refunds::status.eq(REFUND_REQUESTED))
@@ -220,7 +234,24 @@ impl PayPal {
                         payments::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;
-                if full {
+                if let Some(attendee_id) = ticket {
+                    // One ticket's price: the ticket closes (its seat returns; the last one
+                    // closes the booking) and the buyer gets the ticket's mail.
+                    let closed = close_ticket(
+                        conn,
+                        attendee_id,
+                        TicketState::Refunded,
+                        &reason,
+                        &format!("{} refunded ({})", money.decimal_string(), refund.id),
+                    )?;
+                    if closed.is_none() {
+                        tracing::warn!(
+                            refund = refund_id,
+                            attendee = attendee_id,
+                            "a ticket's refund was recorded, but the ticket or its booking had already closed"
+                        );
+                    }
+                } else if full {
                     transition(
                         conn,
                         booking_id,
@@ -256,6 +287,129 @@ impl PayPal {
                 format!("PayPal did not complete the refund (status {paypal_status})."),
             ))
         }
+    }
+
+    /// Refunds ticket `attendee_id` of booking `booking_id`: its price (the unit price paid
+    /// for its ticket type) goes back through PayPal and, once PayPal has it, the ticket is
+    /// refunded and its seat returns (`tickets::close_ticket`). `reason` is shown to the
+    /// buyer; `record` writes the admin's audit entry with the refund row.
+    ///
+    /// The request id is `refund-ticket-<attendee>-<n>`, `n` counting this ticket's refund
+    /// rows (a new one only after PayPal refused the previous ask), and a unique index allows
+    /// one live refund per ticket: two requests at once (a double click, a retry) refund once
+    /// and the second is refused (test
+    /// `ticket_changes::two_refunds_of_one_ticket_at_once_refund_it_once`).
+    pub async fn refund_ticket<F>(
+        &self,
+        db: &Db,
+        booking_id: i64,
+        attendee_id: i64,
+        reason: &str,
+        record: F,
+    ) -> Result<i64, Error>
+    where
+        F: FnOnce(&mut PgConnection, i64) -> QueryResult<()> + Send + 'static,
+    {
+        let reason = reason.to_string();
+        let refund_row: Result<(i64, i64), Error> = db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let p = payments::table
+                        .filter(payments::booking_id.eq(booking_id))
+                        .for_update()
+                        .select(Payment::as_select())
+                        .first(conn)
+                        .optional()?
+                        .ok_or_else(|| {
+                            Error::bad_request("This booking has no PayPal payment; cancel the ticket instead.")
+                        })?;
+                    let booking = Booking::find(conn, booking_id)?;
+                    let attendee = ticketing_db::schema::attendees::table
+                        .find(attendee_id)
+                        .filter(ticketing_db::schema::attendees::booking_id.eq(booking_id))
+                        .select(ticketing_db::models::Attendee::as_select())
+                        .first(conn)
+                        .optional()?
+                        .ok_or_else(|| Error::new(ticketing_db::ErrorKind::NotFound, "No such ticket in this booking."))?;
+                    if TicketState::of(&attendee) != TicketState::Valid {
+                        return Err(Error::new(
+                            ticketing_db::ErrorKind::Conflict,
+                            "This ticket was already cancelled or refunded.",
+                        ));
+                    }
+                    if booking.state() != BookingState::Paid {
+                        return Err(Error::bad_request("Only tickets of a paid booking can be refunded."));
+                    }
+                    let earlier: Vec<String> = refunds::table
+                        .filter(refunds::attendee_id.eq(attendee_id))
+                        .select(refunds::status)
+                        .load(conn)?;
+                    if earlier.iter().any(|s| s != REFUND_FAILED && s != "CANCELLED") {
+                        return Err(Error::new(
+                            ticketing_db::ErrorKind::Conflict,
+                            "This ticket's refund was already asked for; it is listed under Payment.",
+                        ));
+                    }
+                    if refundable_capture(&p).is_none() {
+                        return Err(Error::bad_request("There is no completed capture to refund."));
+                    }
+                    if Refund::in_flight(conn, p.id)? > 0 {
+                        return Err(Error::new(
+                            ticketing_db::ErrorKind::Conflict,
+                            "An earlier refund of this booking is still being confirmed with PayPal. Try again in a few minutes.",
+                        ));
+                    }
+                    let price: i64 = ticketing_db::schema::booking_items::table
+                        .filter(ticketing_db::schema::booking_items::booking_id.eq(booking_id))
+                        .filter(ticketing_db::schema::booking_items::ticket_type_id.eq(attendee.ticket_type_id))
+                        .select(ticketing_db::schema::booking_items::unit_price_minor)
+                        .first(conn)?;
+                    if price <= 0 {
+                        return Err(Error::bad_request("This ticket was free; cancel it instead."));
+                    }
+                    let left = p.amount_minor - p.refunded_minor;
+                    if price > left {
+                        return Err(Error::bad_request(format!(
+                            "Only {} of this payment is left to refund, less than the ticket's {}; refund an amount, or cancel the ticket without a refund.",
+                            Money::new(left, &p.currency).display(),
+                            Money::new(price, &p.currency).display()
+                        )));
+                    }
+                    let id = diesel::insert_into(refunds::table)
+                        .values((
+                            refunds::payment_id.eq(p.id),
+                            refunds::request_id.eq(format!(
+                                "refund-ticket-{attendee_id}-{}",
+                                earlier.len() + 1
+                            )),
+                            refunds::amount_minor.eq(price),
+                            refunds::currency.eq(&p.currency),
+                            refunds::status.eq(REFUND_REQUESTED),
+                            refunds::note.eq(&reason),
+                            refunds::attempted_at.eq(Utc::now()),
+                            refunds::attendee_id.eq(attendee_id),
+                        ))
+                        .returning(refunds::id)
+                        .get_result(conn)
+                        .map_err(|e| match e {
+                            // The other of two requests at once got here first.
+                            diesel::result::Error::DatabaseError(
+                                diesel::result::DatabaseErrorKind::UniqueViolation,
+                                _,
+                            ) => Error::new(
+                                ticketing_db::ErrorKind::Conflict,
+                                "This ticket's refund was already asked for; it is listed under Payment.",
+                            ),
+                            e => e.into(),
+                        })?;
+                    record(conn, id)?;
+                    Ok((id, price))
+                })
+            })
+            .await;
+        let (refund_row, price) = refund_row?;
+        self.issue_refund(db, refund_row, false).await?;
+        Ok(price)
     }
 
     /// Asks PayPal again about refunds left `REQUESTED` whose last ask is over ten minutes old
@@ -300,4 +454,54 @@ fn refundable_capture(p: &Payment) -> Option<&str> {
             .as_deref()
             .is_some_and(|s| s == "COMPLETED" || s == "PARTIALLY_REFUNDED")
     })
+}
+
+/// Cancels ticket `attendee_id` of booking `booking_id` without returning money (a free
+/// ticket, or the admin's decision): its seat returns at once, no PayPal call. Refused while
+/// a refund of the ticket is being asked for. `record` writes the audit entry in the same
+/// transaction. Returns what changed.
+pub async fn cancel_ticket<F>(
+    db: &Db,
+    booking_id: i64,
+    attendee_id: i64,
+    reason: &str,
+    record: F,
+) -> Result<ticketing_domain::bookings::tickets::TicketClosed, Error>
+where
+    F: FnOnce(&mut PgConnection) -> QueryResult<()> + Send + 'static,
+{
+    let reason = reason.to_string();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let belongs: i64 = ticketing_db::schema::attendees::table
+                .find(attendee_id)
+                .filter(ticketing_db::schema::attendees::booking_id.eq(booking_id))
+                .count()
+                .get_result(conn)?;
+            if belongs == 0 {
+                return Err(Error::new(ticketing_db::ErrorKind::NotFound, "No such ticket in this booking."));
+            }
+            let asked: i64 = refunds::table
+                .filter(refunds::attendee_id.eq(attendee_id))
+                .filter(refunds::status.eq(REFUND_REQUESTED))
+                .count()
+                .get_result(conn)?;
+            if asked > 0 {
+                return Err(Error::new(
+                    ticketing_db::ErrorKind::Conflict,
+                    "A refund of this ticket is being confirmed with PayPal; it closes the ticket when it is done.",
+                ));
+            }
+            let closed = close_ticket(conn, attendee_id, TicketState::Cancelled, &reason, &reason)?
+                .ok_or_else(|| {
+                    Error::new(
+                        ticketing_db::ErrorKind::Conflict,
+                        "This ticket cannot be cancelled: it is already closed, or its booking is not paid.",
+                    )
+                })?;
+            record(conn)?;
+            Ok(closed)
+        })
+    })
+    .await
 }

@@ -171,6 +171,12 @@ pub struct Attendee {
     pub email: String,
     pub ticket_code: String,
     pub checked_in_at: Option<DateTime<Utc>>,
+    /// When the ticket was cancelled or refunded on its own (`cancel_state` says which);
+    /// `None` while it is valid. See `ticketing_domain::bookings::tickets`.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_state: Option<String>,
+    /// The admin's reason, shown to the buyer.
+    pub cancel_reason: String,
 }
 
 #[derive(Debug, Clone, Insertable)]

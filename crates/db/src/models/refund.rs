@@ -28,6 +28,8 @@ pub struct Refund {
     pub attempted_at: DateTime<Utc>,
     pub form_token: Option<String>,
     pub automatic: bool,
+    /// The ticket this refund is for (a per-ticket refund), or `None` for an amount.
+    pub attendee_id: Option<i64>,
 }
 
 impl Refund {

@@ -74,6 +74,16 @@ fn history(
     Ok(())
 }
 
+/// Which mails a state change queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mails {
+    /// The ones `outbox::on_transition` owes the buyer for this move.
+    Owed,
+    /// None: the caller queues its own (the last ticket of a booking cancelled or refunded
+    /// on its own is told about in the ticket's mail, see `tickets::close_ticket`).
+    None,
+}
+
 /// Moves booking `id` to `to` if it is in one of `from`, the move is allowed, and no capture
 /// in flight forbids it, returning the updated booking; otherwise changes nothing, logs why,
 /// and returns `None`. Call inside a transaction.
@@ -83,6 +93,18 @@ pub fn transition(
     from: &[BookingState],
     to: BookingState,
     note: &str,
+) -> QueryResult<Option<Booking>> {
+    transition_with(conn, id, from, to, note, Mails::Owed)
+}
+
+/// [`transition`], saying which mails the move queues.
+pub fn transition_with(
+    conn: &mut PgConnection,
+    id: i64,
+    from: &[BookingState],
+    to: BookingState,
+    note: &str,
+    mails: Mails,
 ) -> QueryResult<Option<Booking>> {
     let current = bookings::table
         .find(id)
@@ -152,7 +174,9 @@ pub fn transition(
             .set(bookings::closed_at.eq(now))
             .execute(conn)?;
     }
-    crate::outbox::on_transition(conn, &updated, old, to)?;
+    if mails == Mails::Owed {
+        crate::outbox::on_transition(conn, &updated, old, to)?;
+    }
     history(conn, id, old, to, note)?;
     Ok(Some(updated))
 }
