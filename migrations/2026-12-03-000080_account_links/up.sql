@@ -21,4 +21,4 @@ ALTER TABLE outbox ADD CONSTRAINT outbox_booking_or_user CHECK ((booking_id IS N
 ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
 ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('confirmation', 'waiver_request',
     'waiver_reminder', 'refund', 'partial_refund', 'cancellation', 'late_payment', 'payment_returned',
-    'attendee_ticket', 'booking_links', 'account_invite', 'password_reset'));
+    'attendee_ticket', 'booking_links', 'ticket_cancelled', 'account_invite', 'password_reset'));
