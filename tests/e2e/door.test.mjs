@@ -2,6 +2,8 @@
 // stack and checks of lib/harness.mjs; screenshots (desktop and 375 px) go to target/e2e/.
 import assert from "node:assert/strict";
 
+import { waitForMail, linkIn } from "./lib/mail.mjs";
+
 import {
   stack,
   journey,
@@ -38,11 +40,20 @@ journey("5-door-staff", async ({ person }) => {
   await admin.page.getByLabel("Name").fill("Door Team");
   await admin.page.getByLabel("Role").selectOption("staff");
   await admin.page.getByRole("button", { name: /create/i }).click();
-  const password = (await admin.page.locator("[role=status] code").textContent()).trim();
+  // No password on screen: the account is invited by mail and chooses its own.
+  await admin.page.getByText("An invite to choose a password was mailed").waitFor();
   await admin.check("staff-created");
 
   // At the door: typed code, then the same code again.
   const door = await person("door");
+  const [invite] = await waitForMail(stack.maildir, (m) => m.to.includes(doorEmail) && m.subject.startsWith("Your account at"));
+  const password = `door-${unique()}-${unique()}`;
+  await door.page.goto(linkIn(invite.html, "/admin/set-password/"));
+  await door.check("set-password");
+  await door.page.getByLabel("New password (12 characters or more)").fill(password);
+  await door.page.getByLabel("The same password again").fill(password);
+  await door.page.getByRole("button", { name: "Set my password" }).click();
+  await door.page.getByText("Your password is set").waitFor();
   await adminLogin(door, doorEmail, password);
   await adminNav(door.page, "Check-in").click();
   await door.check("checkin");

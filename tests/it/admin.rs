@@ -27,7 +27,7 @@ const SIGNED_OUT: [&str; 3] = [
     "/admin/set-password/",
 ];
 
-fn signed_out(uri: &str) -> bool {
+pub(crate) fn signed_out(uri: &str) -> bool {
     SIGNED_OUT.iter().any(|p| uri.starts_with(p))
 }
 
@@ -685,7 +685,11 @@ async fn user_changes_mail_resends_and_password_changes_are_audited_and_idle_ses
     )
     .await;
     assert_eq!(res.status(), Status::Ok);
-    assert!(res.into_string().await.unwrap().contains("An invite to choose a password was mailed"));
+    assert!(res
+        .into_string()
+        .await
+        .unwrap()
+        .contains("An invite to choose a password was mailed"));
     let door: i64 = ticketing::schema::users::table
         .filter(ticketing::schema::users::email.eq("door@example.com"))
         .select(ticketing::schema::users::id)
