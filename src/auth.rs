@@ -495,7 +495,7 @@ pub fn login_csrf_token(cookies: &CookieJar<'_>, secure: bool) -> String {
     let token = crate::tokens::url_token(24);
     cookies.add_private(
         Cookie::build((LOGIN_CSRF_COOKIE, token.clone()))
-            .path("/admin/login")
+            .path("/admin")
             .http_only(true)
             .same_site(SameSite::Strict)
             .secure(secure),

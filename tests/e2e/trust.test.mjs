@@ -44,7 +44,7 @@ journey("6-trust", async ({ person }) => {
   const page = w.page;
   await page.goto(`${stack.baseUrl}/`);
   await w.check("listing-sale-states");
-  assert.match(await card(page, "Midwinter Jazz Night").locator(".card-meta").textContent(), /On sale from \d{1,2} \w{3}/);
+  assert.match(await card(page, "Midwinter Jazz Night").locator(".card-meta").textContent(), /On sale from .*\d{1,2} \w{3}/);
   assert.match(await card(page, "Chef's Table Tasting Dinner").locator(".card-meta").textContent(), /Sales closed/);
   assert.match(await card(page, "Tokyo Night Market Walk").locator(".card-meta").textContent(), /Sold out/);
   const free = (await card(page, "Rust Meetup: Async in Practice").locator(".card-meta").textContent()).trim();
@@ -136,7 +136,7 @@ journey("6-trust", async ({ person }) => {
   const [links] = await waitForMail(stack.maildir, (m) => m.to.includes(buyer.email) && m.subject.startsWith("Your bookings at"));
   await openMail(mailTab, links, "booking-links-mail");
   assert.equal(linkIn(links.html, "/bookings/"), bookingUrl);
-  await mailTab.page.getByRole("link", { name: new RegExp(reference) }).first().click();
+  await mailTab.page.getByRole("link", { name: "Sunrise Trail Run 10K" }).first().click();
   await mailTab.page.waitForURL(bookingUrl);
   await mailTab.check("booking-from-links-mail");
 
