@@ -9,8 +9,8 @@ use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client;
 use ticketing::schema::{audit_log, outbox, password_links, users};
 
-use crate::admin::{hidden_csrf, log_in, login, new_client, post_form, user};
-use crate::helpers::{base_vars, TestApp};
+use crate::admin::{log_in, login, new_client, post_form, user};
+use crate::helpers::{hidden_csrf, TestApp};
 
 /// The raw token of the newest account mail to `email`, read from its outbox row (the only
 /// place it is kept until that mail is sent).
@@ -27,14 +27,7 @@ fn newest_link(conn: &mut PgConnection, email: &str, kind: &str) -> String {
 
 /// Renders outbox row `id` as the mailer would send it.
 fn render(app: &TestApp, id: i64) -> ticketing::mail::Rendered {
-    let config = ticketing::Config::from_map(&base_vars(&app.db.url)).unwrap();
-    let mailer = ticketing::mail::Mailer::new(
-        &config.mail,
-        &config.template_dir,
-        &config.base_url,
-        &config.site_name,
-    )
-    .unwrap();
+    let mailer = crate::helpers::mailer(&app.db.url);
     mailer.renderer().render(&mut app.conn(), id).unwrap()
 }
 

@@ -7,7 +7,7 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use ticketing::models::{NewUser, User};
 use ticketing::schema::{admin_sessions, attendees, audit_log, bookings};
 
-use crate::helpers::{add_ticket_type, EventSpec, TestApp};
+use crate::helpers::{add_ticket_type, hidden_csrf, EventSpec, TestApp};
 
 /// Routes only admins may use (the rest are open to staff too).
 const ADMIN_ONLY: &[&str] = &[
@@ -84,17 +84,6 @@ pub(crate) async fn log_in(client: &Client, email: &str) -> String {
         Status::SeeOther
     );
     csrf(client).await
-}
-
-/// The value of a page's hidden `csrf` field.
-pub(crate) fn hidden_csrf(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 async fn csrf(client: &Client) -> String {

@@ -7,7 +7,7 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use ticketing::models::{NewUser, User};
 use ticketing::schema::{audit_log, events, ticket_types, users};
 
-use crate::helpers::{add_ticket_type, EventSpec, TestApp};
+use crate::helpers::{add_ticket_type, hidden_csrf, EventSpec, TestApp};
 
 fn user(conn: &mut PgConnection, email: &str, role: &str) -> User {
     User::insert(
@@ -20,17 +20,6 @@ fn user(conn: &mut PgConnection, email: &str, role: &str) -> User {
         },
     )
     .unwrap()
-}
-
-/// The value of a page's hidden `csrf` field.
-fn hidden_csrf(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 async fn post_form<'c>(client: &'c Client, path: &str, body: &str) -> LocalResponse<'c> {

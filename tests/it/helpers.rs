@@ -581,3 +581,27 @@ fn answers_http(port: u16) -> bool {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
 }
+
+/// The value of a page's hidden `csrf` field.
+pub fn hidden_csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .expect("a csrf field")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A mailer configured like the test app on `database_url`, to render queued mails as they
+/// would be sent (`mailer.renderer().render(conn, id)`).
+pub fn mailer(database_url: &str) -> ticketing::mail::Mailer {
+    let config = Config::from_map(&base_vars(database_url)).unwrap();
+    ticketing::mail::Mailer::new(
+        &config.mail,
+        &config.template_dir,
+        &config.base_url,
+        &config.site_name,
+    )
+    .unwrap()
+}

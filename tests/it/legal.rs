@@ -8,7 +8,7 @@ use rocket::local::asynchronous::Client;
 use ticketing::models::{NewUser, User};
 use ticketing::schema::{audit_log, bookings, legal_pages, organiser, outbox};
 
-use crate::helpers::{add_ticket_type, base_vars, EventSpec, TestApp};
+use crate::helpers::{add_ticket_type, base_vars, hidden_csrf, EventSpec, TestApp};
 
 async fn post(client: &Client, path: &str, body: &str) -> (Status, Option<String>, String) {
     let res = client
@@ -29,16 +29,6 @@ async fn post(client: &Client, path: &str, body: &str) -> (Status, Option<String
 async fn get(client: &Client, path: &str) -> (Status, String) {
     let res = client.get(path.to_string()).dispatch().await;
     (res.status(), res.into_string().await.unwrap_or_default())
-}
-
-fn hidden_csrf(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// Creates an account with `role` and logs it in; returns the session's CSRF token.
@@ -346,13 +336,7 @@ async fn mails_name_the_organiser() {
         .unwrap();
     assert!(!ids.is_empty(), "a confirmation was queued");
     let config = ticketing::Config::from_map(&base_vars(&app.db.url)).unwrap();
-    let mailer = ticketing::mail::Mailer::new(
-        &config.mail,
-        &config.template_dir,
-        &config.base_url,
-        &config.site_name,
-    )
-    .unwrap();
+    let mailer = crate::helpers::mailer(&app.db.url);
     let base = config.base_url.trim_end_matches('/');
     for id in ids {
         let mail = mailer.renderer().render(&mut app.conn(), id).unwrap();

@@ -13,7 +13,7 @@ use rocket::local::asynchronous::Client;
 use ticketing::models::{Event, NewUser, User};
 use ticketing::schema::{audit_log, events, media_images, media_variants};
 
-use crate::helpers::{EventSpec, TestApp};
+use crate::helpers::{hidden_csrf, EventSpec, TestApp};
 
 const BOUNDARY: &str = "----media-test-boundary-7MA4YWxkTrZu0gW";
 
@@ -75,16 +75,6 @@ async fn get(client: &Client, path: &str) -> (Status, String) {
     let status = res.status();
     let body = res.into_string().await.unwrap_or_default();
     (status, body.replace("&#x2F;", "/"))
-}
-
-fn hidden_csrf(page: &str) -> String {
-    page.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .expect("a csrf field")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// Creates an admin and logs it in; returns the session's CSRF token.

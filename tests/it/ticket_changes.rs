@@ -68,14 +68,7 @@ fn tickets_of(app: &TestServer, booking_id: i64) -> Vec<(i64, String, String)> {
 
 /// Renders every queued mail of `kind`: (subject, text, html).
 fn mails(app: &TestServer, kind: &str) -> Vec<(String, String, String)> {
-    let config = ticketing::Config::from_map(&crate::helpers::base_vars(&app.db.url)).unwrap();
-    let mailer = ticketing::mail::Mailer::new(
-        &config.mail,
-        &config.template_dir,
-        &config.base_url,
-        &config.site_name,
-    )
-    .unwrap();
+    let mailer = crate::helpers::mailer(&app.db.url);
     let ids: Vec<i64> = outbox::table
         .filter(outbox::kind.eq(kind))
         .order(outbox::id)

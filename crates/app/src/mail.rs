@@ -48,6 +48,14 @@ pub struct Rendered {
     pub inline: Vec<(String, Vec<u8>)>,
 }
 
+/// A mail's recipient; an address the mailbox parser refuses is a permanent render error.
+fn recipient(name: String, email: &str) -> Result<Mailbox, String> {
+    let address = email
+        .parse()
+        .map_err(|e| format!("recipient {email:?}: {e}"))?;
+    Ok(Mailbox::new(Some(name), address))
+}
+
 /// The host of `base_url`, without scheme, port or path (for Message-IDs and Content-IDs).
 fn host_of(base_url: &str) -> String {
     base_url
@@ -503,14 +511,7 @@ impl Renderer {
         if row.kind == "booking_links" {
             ctx.insert("bookings", &self.booking_links(conn, &booking.buyer_email)?);
         }
-        let text = self
-            .tera
-            .render(&format!("{}_text.tera", row.kind), &ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let html = self
-            .tera
-            .render(&format!("{}_html.tera", row.kind), &ctx)
-            .map_err(|e| format!("{e:?}"))?;
+        let (text, html) = self.render_parts(&row.kind, &ctx)?;
         let subject = match row.kind.as_str() {
             "confirmation" => format!("Your tickets for {} ({})", event.title, booking.reference),
             "waiver_request" => format!("Please sign the waiver for {}", event.title),
@@ -548,12 +549,7 @@ impl Renderer {
             Some(a) => (a.name.clone(), booking.buyer_email.clone()),
             None => (booking.buyer_name.clone(), booking.buyer_email.clone()),
         };
-        let to = Mailbox::new(
-            Some(name),
-            email
-                .parse()
-                .map_err(|e| format!("recipient {email:?}: {e}"))?,
-        );
+        let to = recipient(name, &email)?;
         let ics = (row.kind == "confirmation").then(|| {
             let host = self.base_url.split("://").nth(1).unwrap_or("tickets");
             ticketing_core::ics::calendar(
@@ -581,6 +577,16 @@ impl Renderer {
             pdf,
             inline,
         })
+    }
+
+    /// The text and HTML parts of a mail of `kind` (`<kind>_text.tera`, `<kind>_html.tera`).
+    fn render_parts(&self, kind: &str, ctx: &tera::Context) -> Result<(String, String), String> {
+        let part = |ext: &str| {
+            self.tera
+                .render(&format!("{kind}_{ext}.tera"), ctx)
+                .map_err(|e| format!("{e:?}"))
+        };
+        Ok((part("text")?, part("html")?))
     }
 
     /// The organiser and the legal pages' links every mail's footer shows.
@@ -647,20 +653,8 @@ impl Renderer {
             "valid_for": valid_for,
         });
         let ctx = tera::Context::from_value(ctx).map_err(|e| e.to_string())?;
-        let text = self
-            .tera
-            .render(&format!("{}_text.tera", row.kind), &ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let html = self
-            .tera
-            .render(&format!("{}_html.tera", row.kind), &ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let to = Mailbox::new(
-            Some(name),
-            email
-                .parse()
-                .map_err(|e| format!("recipient {email:?}: {e}"))?,
-        );
+        let (text, html) = self.render_parts(&row.kind, &ctx)?;
+        let to = recipient(name, &email)?;
         Ok(Rendered {
             to,
             subject,

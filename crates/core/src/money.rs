@@ -82,9 +82,11 @@ impl Money {
             .multiply_pow10(-(minor_digits(&self.currency) as i16));
         FORMATTERS.with(|cache| {
             let mut cache = cache.borrow_mut();
-            let formatter = cache
-                .entry(self.currency.clone())
-                .or_insert_with(|| formatter_for(&self.currency));
+            // Looked up by &str first: a listing formats many prices of few currencies.
+            if !cache.contains_key(self.currency.as_str()) {
+                cache.insert(self.currency.clone(), formatter_for(&self.currency));
+            }
+            let formatter = &cache[self.currency.as_str()];
             match formatter {
                 Some(f) => f
                     .format_fixed_decimal(&value)

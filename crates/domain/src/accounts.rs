@@ -80,23 +80,33 @@ fn void_links(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
 
 /// The active account a link still opens, if it does: unused, unexpired, account active.
 pub fn holder(conn: &mut PgConnection, token: &str) -> QueryResult<Option<(i64, Purpose)>> {
-    let row: Option<(i64, String)> = password_links::table
-        .inner_join(users::table)
+    open_link(conn, token)
+}
+
+/// The account and purpose of an open link. Its row is locked until the caller's
+/// transaction ends (at once outside one), so two uses of one link run one after the other.
+fn open_link(conn: &mut PgConnection, token: &str) -> QueryResult<Option<(i64, Purpose)>> {
+    let found: Option<(i64, String)> = password_links::table
         .filter(password_links::token_hash.eq(tokens::sha256_hex(token)))
         .filter(password_links::used_at.is_null())
         .filter(password_links::expires_at.gt(diesel::dsl::now))
-        .filter(users::active.eq(true))
         .select((password_links::user_id, password_links::purpose))
+        .for_update()
         .first(conn)
         .optional()?;
-    Ok(row.map(|(id, p)| {
-        let purpose = if p == "invite" {
-            Purpose::Invite
-        } else {
-            Purpose::Reset
-        };
-        (id, purpose)
-    }))
+    let Some((user_id, purpose)) = found else {
+        return Ok(None);
+    };
+    let active: bool = users::table
+        .find(user_id)
+        .select(users::active)
+        .first(conn)?;
+    let purpose = if purpose == "invite" {
+        Purpose::Invite
+    } else {
+        Purpose::Reset
+    };
+    Ok(active.then_some((user_id, purpose)))
 }
 
 /// Uses a link: sets the account's password hash and voids its links, once. Returns the
@@ -108,24 +118,9 @@ pub fn redeem(
     password_hash: &str,
 ) -> QueryResult<Option<i64>> {
     conn.transaction(|conn| {
-        let found: Option<(i64, i64)> = password_links::table
-            .filter(password_links::token_hash.eq(tokens::sha256_hex(token)))
-            .filter(password_links::used_at.is_null())
-            .filter(password_links::expires_at.gt(diesel::dsl::now))
-            .select((password_links::id, password_links::user_id))
-            .for_update()
-            .first(conn)
-            .optional()?;
-        let Some((_, user_id)) = found else {
+        let Some((user_id, _)) = open_link(conn, token)? else {
             return Ok(None);
         };
-        let active: bool = users::table
-            .find(user_id)
-            .select(users::active)
-            .first(conn)?;
-        if !active {
-            return Ok(None);
-        }
         diesel::update(users::table.find(user_id))
             .set((
                 users::password_hash.eq(password_hash),

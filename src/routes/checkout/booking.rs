@@ -72,7 +72,8 @@ fn refunds_of(
 
 /// The "Refunds and cancelled tickets" block (issue 15/16): each refund with its amount, date
 /// in the event's zone and the admin's reason, and each ticket cancelled or refunded on its
-/// own. Cancelled tickets leave the ticket list, so no QR code of theirs is shown (tests
+/// own. Cancelled tickets are not in the ticket list (`context`), so no QR code of theirs is
+/// drawn (tests
 /// `ticket_changes::*`).
 fn changes(ctx: &mut serde_json::Value, l: &Loaded, refunds: &[crate::models::Refund]) {
     let tz = l.event.tz();
@@ -81,20 +82,6 @@ fn changes(ctx: &mut serde_json::Value, l: &Loaded, refunds: &[crate::models::Re
         .iter()
         .filter(|a| a.cancelled_at.is_some())
         .collect();
-    if let Some(list) = ctx["attendees"].as_array_mut() {
-        list.retain(|a| {
-            !closed
-                .iter()
-                .any(|c| a["ticket_code"].as_str() == Some(c.ticket_code.as_str()))
-        });
-    }
-    let type_name = |id: i64| {
-        l.types
-            .iter()
-            .find(|t| t.id == id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default()
-    };
     ctx["refund_list"] = json!(refunds
         .iter()
         .map(|r| json!({
@@ -109,7 +96,7 @@ fn changes(ctx: &mut serde_json::Value, l: &Loaded, refunds: &[crate::models::Re
         .iter()
         .map(|a| json!({
             "name": a.name,
-            "ticket_type": type_name(a.ticket_type_id),
+            "ticket_type": l.type_name(a.ticket_type_id),
             "code": a.ticket_code,
             "refunded": a.cancel_state.as_deref() == Some("refunded"),
             "at": a.cancelled_at.map(|t| crate::timefmt::local_datetime(t, tz)),

@@ -74,6 +74,17 @@ struct Loaded {
     waivers: Vec<crate::waivers::Waiver>,
 }
 
+impl Loaded {
+    /// The name of one of the event's ticket types (empty for an unknown id).
+    fn type_name(&self, id: i64) -> String {
+        self.types
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    }
+}
+
 async fn load(db: &Db, token: &str) -> AppResult<Loaded> {
     if !looks_like_token(token) {
         return Err(AppError::not_found());
@@ -126,13 +137,7 @@ struct AttendeeView {
 /// The shared context of every checkout and booking page.
 fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
     let tz = l.event.tz();
-    let type_name = |id: i64| {
-        l.types
-            .iter()
-            .find(|t| t.id == id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default()
-    };
+    let type_name = |id: i64| l.type_name(id);
     let items: Vec<ItemView> = l
         .items
         .iter()
@@ -145,9 +150,12 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
         })
         .collect();
     let waiver_of = |a: &Attendee| l.waivers.iter().find(|w| w.attendee_id == a.id);
+    // A ticket cancelled on its own is no ticket any more: no QR code is drawn for it (the
+    // booking page lists it under "Refunds and cancelled tickets").
     let people: Vec<AttendeeView> = l
         .attendees
         .iter()
+        .filter(|a| a.cancelled_at.is_none())
         .enumerate()
         .map(|(index, a)| AttendeeView {
             index,

@@ -58,15 +58,7 @@ impl PayPal {
         let refund_row: i64 = db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let p = payments::table
-                        .filter(payments::booking_id.eq(booking_id))
-                        .for_update()
-                        .select(Payment::as_select())
-                        .first(conn)
-                        .optional()?
-                        .ok_or_else(|| {
-                            Error::bad_request("This booking has no PayPal payment.")
-                        })?;
+                    let p = locked_payment(conn, booking_id, "This booking has no PayPal payment.")?;
                     if let Some(token) = &form_token {
                         let sent: i64 = refunds::table
                             .filter(refunds::form_token.eq(token))
@@ -314,15 +306,11 @@ impl PayPal {
         let refund_row: Result<(i64, i64), Error> = db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    let p = payments::table
-                        .filter(payments::booking_id.eq(booking_id))
-                        .for_update()
-                        .select(Payment::as_select())
-                        .first(conn)
-                        .optional()?
-                        .ok_or_else(|| {
-                            Error::bad_request("This booking has no PayPal payment; cancel the ticket instead.")
-                        })?;
+                    let p = locked_payment(
+                        conn,
+                        booking_id,
+                        "This booking has no PayPal payment; cancel the ticket instead.",
+                    )?;
                     let booking = Booking::find(conn, booking_id)?;
                     let attendee = ticketing_db::schema::attendees::table
                         .find(attendee_id)
@@ -504,4 +492,20 @@ where
         })
     })
     .await
+}
+
+/// The booking's payment, locked for the refund being written down; `missing` is the
+/// admin's message when the booking has none (a free booking).
+fn locked_payment(
+    conn: &mut PgConnection,
+    booking_id: i64,
+    missing: &str,
+) -> Result<Payment, Error> {
+    payments::table
+        .filter(payments::booking_id.eq(booking_id))
+        .for_update()
+        .select(Payment::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::bad_request(missing))
 }
