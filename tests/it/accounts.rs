@@ -229,6 +229,17 @@ async fn forgot_password_answers_the_same_and_mails_only_accounts_within_budget(
         .get_result(&mut c)
         .unwrap();
     assert_eq!(open, 1, "only the newest link works");
+    // Each mailed reset is in the audit log against the account, with no actor (nobody was
+    // signed in) and the requester's IP; the unknown address and the refused request are not.
+    let audited: Vec<(Option<i64>, Option<i64>, String)> = audit_log::table
+        .filter(audit_log::action.eq("user.password_reset_requested"))
+        .select((audit_log::user_id, audit_log::entity_id, audit_log::ip))
+        .load(&mut c)
+        .unwrap();
+    assert_eq!(audited.len(), 3, "{audited:?}");
+    assert!(audited
+        .iter()
+        .all(|(by, on, ip)| by.is_none() && on.is_some() && !ip.is_empty()));
 
     // A wrong CSRF token is refused and mails nothing.
     let res = app

@@ -55,6 +55,7 @@ pub(super) async fn forgot_password(
     limits: &State<FindLimits>,
     cookies: &CookieJar<'_>,
     client_key: ClientKey,
+    client: ClientIp,
     form: Form<ForgotForm>,
 ) -> AppResult<Page> {
     let csrf = auth::login_csrf_token(cookies, app.production);
@@ -81,11 +82,27 @@ pub(super) async fn forgot_password(
     };
     // Over budget: the same answer, and no mail (test `accounts::forgot_password_is_limited`).
     if limits.allow(client_key, &email) {
-        let lookup = email.clone();
+        let (lookup, ip) = (email.clone(), client.0.to_string());
         db.run(move |conn| {
             conn.transaction(|conn| {
                 match crate::models::User::find_by_email(conn, &lookup)? {
-                    Some(user) if user.active => accounts::issue(conn, user.id, Purpose::Reset)?,
+                    Some(user) if user.active => {
+                        accounts::issue(conn, user.id, Purpose::Reset)?;
+                        // Nobody is signed in: the entry names the account and the requester's
+                        // IP (test `accounts::forgot_password_answers_the_same_...`).
+                        ticketing_domain::audit::record(
+                            conn,
+                            ticketing_domain::audit::Actor {
+                                user_id: None,
+                                ip: &ip,
+                            },
+                            "user.password_reset_requested",
+                            "user",
+                            Some(user.id),
+                            None,
+                            None,
+                        )?;
+                    }
                     _ => {}
                 }
                 Ok::<_, diesel::result::Error>(())
