@@ -2,7 +2,7 @@
 // accepted and recorded, every attendee's PDF ticket is downloaded from the booking page and
 // attached to the mails (their text read back with pdftotext), each attendee with an email
 // gets their own ticket mail, find-my-booking mails the links, and a cancel at PayPal is said
-// on the booking page. Run by scripts/test-e2e with the stack and checks of lib/harness.mjs
+// on the booking page, whose print stylesheet prints one ticket per page. Run by scripts/test-e2e with the stack and checks of lib/harness.mjs
 // (which also checks the footer's legal links on every page); screenshots go to target/e2e/.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -96,6 +96,23 @@ journey("6-trust", async ({ person }) => {
   assert.ok(all.includes("Sunrise Trail Run 10K") && all.includes("Runner"), all);
   const one = await save(page.getByRole("link", { name: `Ticket of ${friend.name} (PDF)` }), "6-trust-ticket-tom.pdf");
   assert.ok(one.includes(friend.name) && one.includes(codes[1]) && !one.includes(buyer.name), one);
+
+  // Printing the booking page prints the tickets only: no header, footer or links, one
+  // ticket per page (Chromium's own print to PDF, read back with pdftotext).
+  await page.emulateMedia({ media: "print" });
+  for (const hidden of [".site-header", ".site-footer"]) {
+    assert.equal(await page.locator(hidden).first().isVisible(), false, `${hidden} is printed`);
+  }
+  await page.screenshot({ path: join(outDir, "6-trust-booking-print.png"), fullPage: true });
+  const printed = join(outDir, "6-trust-booking-print.pdf");
+  await page.pdf({ path: printed, format: "A4" });
+  const pages = pdfText(printed).split("\f").filter((p) => p.trim());
+  assert.equal(pages.length, 2, `one printed page per ticket:\n${pages.join("\n----\n")}`);
+  for (const [i, who] of [buyer, friend].entries()) {
+    assert.ok(pages[i].includes(who.name) && pages[i].includes(codes[i]), pages[i]);
+  }
+  assert.ok(!pages.join("").includes("Find my booking"), "the footer is not printed");
+  await page.emulateMedia({ media: "screen" });
 
   // The confirmation mail carries the tickets as a PDF and the QR codes inline.
   const [confirmation] = await waitForMail(stack.maildir, (m) => m.to.includes(buyer.email) && m.subject.includes(reference));
