@@ -69,7 +69,11 @@ fn page(email: &str, error: Option<&str>, sent: bool) -> Template {
         .map(|e| ("email".to_string(), e.to_string()))
         .into_iter()
         .collect();
-    let order = [("email".to_string(), "find-email".to_string())];
+    let order = [crate::routes::form_errors::Field::new(
+        "email",
+        "find-email",
+        "Email you booked with",
+    )];
     let summary = crate::routes::form_errors::summary(&errors, &order);
     let title = crate::routes::form_errors::title("Find my booking", "", error.is_some());
     Template::render(

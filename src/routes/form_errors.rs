@@ -21,10 +21,31 @@ pub struct SummaryLine {
     pub whole_form: bool,
 }
 
+/// A field of a form, as the summary names and links it.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The key of its message in the errors map (`attendees.0.name`).
+    pub key: String,
+    /// The id of its input (`attendee-0-name`).
+    pub id: String,
+    /// What the summary calls it ("Ticket 1, attendee's name"); empty: the message alone.
+    pub label: String,
+}
+
+impl Field {
+    pub fn new(key: impl Into<String>, id: impl Into<String>, label: impl Into<String>) -> Field {
+        Field {
+            key: key.into(),
+            id: id.into(),
+            label: label.into(),
+        }
+    }
+}
+
 /// The summary of `errors` (field key → message): the whole-form message first, then the
-/// fields in `order` (field key, input id), then any other key (sorted, unlinked unless it
-/// looks like an id), so no message is left out.
-pub fn summary(errors: &HashMap<String, String>, order: &[(String, String)]) -> Vec<SummaryLine> {
+/// fields in page order (`fields`), each named and linked to its input, then any other key
+/// (sorted, unlinked), so no message is left out.
+pub fn summary(errors: &HashMap<String, String>, fields: &[Field]) -> Vec<SummaryLine> {
     let mut lines = Vec::new();
     if let Some(message) = errors.get(FORM) {
         lines.push(SummaryLine {
@@ -33,18 +54,22 @@ pub fn summary(errors: &HashMap<String, String>, order: &[(String, String)]) -> 
             whole_form: true,
         });
     }
-    for (key, id) in order {
-        if let Some(message) = errors.get(key) {
+    for f in fields {
+        if let Some(message) = errors.get(&f.key) {
             lines.push(SummaryLine {
-                field: Some(id.clone()),
-                message: message.clone(),
+                field: Some(f.id.clone()),
+                message: if f.label.is_empty() {
+                    message.clone()
+                } else {
+                    format!("{}: {message}", f.label)
+                },
                 whole_form: false,
             });
         }
     }
     let mut rest: Vec<(&String, &String)> = errors
         .iter()
-        .filter(|(k, _)| k.as_str() != FORM && !order.iter().any(|(key, _)| key == *k))
+        .filter(|(k, _)| k.as_str() != FORM && !fields.iter().any(|f| &f.key == *k))
         .collect();
     rest.sort();
     lines.extend(rest.into_iter().map(|(_, message)| SummaryLine {
@@ -53,15 +78,6 @@ pub fn summary(errors: &HashMap<String, String>, order: &[(String, String)]) -> 
         whole_form: false,
     }));
     lines
-}
-
-/// [`summary`] for forms whose field keys are their input ids.
-pub fn summary_by_id(errors: &HashMap<String, String>, ids: &[&str]) -> Vec<SummaryLine> {
-    let order: Vec<(String, String)> = ids
-        .iter()
-        .map(|id| (id.to_string(), id.to_string()))
-        .collect();
-    summary(errors, &order)
 }
 
 /// A page title naming the step, marked as an error page when the form came back with

@@ -286,13 +286,14 @@ fn event_context(
         view["title"].as_str().unwrap_or_default(),
         !form.errors.is_empty(),
     );
-    let order: Vec<(String, String)> = view["ticket_types"]
+    let order: Vec<crate::routes::form_errors::Field> = view["ticket_types"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|t| {
             let key = format!("qty-{}", t["id"]);
-            (key.clone(), key)
+            let name = t["name"].as_str().unwrap_or_default();
+            crate::routes::form_errors::Field::new(key.clone(), key, name)
         })
         .collect();
     let summary = crate::routes::form_errors::summary(&form.errors, &order);

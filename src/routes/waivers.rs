@@ -83,7 +83,11 @@ fn render(
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
-    let summary = form_errors::summary_by_id(&messages, &["full_name", "consent"]);
+    let fields = [
+        form_errors::Field::new("full_name", "full_name", "Your full name"),
+        form_errors::Field::new("consent", "consent", ""),
+    ];
+    let summary = form_errors::summary(&messages, &fields);
     let title = form_errors::title("Sign the waiver", &l.event.title, !messages.is_empty());
     Template::render(
         "waiver",

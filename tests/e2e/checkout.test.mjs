@@ -9,6 +9,14 @@ import assert from "node:assert/strict";
 import { stack, journey, reserve, fillDetails, goToPayPal, approveAtPayPal, unique } from "./lib/harness.mjs";
 
 const PHONE = { width: 375, height: 700 };
+const DESKTOP = { width: 1280, height: 900 };
+
+/** The page checks and screenshots at both widths, for a journey that runs on a phone. */
+async function checkBoth(w, name) {
+  await w.page.setViewportSize(DESKTOP);
+  await w.check(name);
+  await w.page.setViewportSize(PHONE);
+}
 
 journey("7-checkout-phone", async ({ person }) => {
   const w = await person();
@@ -26,7 +34,7 @@ journey("7-checkout-phone", async ({ person }) => {
   assert.equal(await page.locator("[data-update-total]").isVisible(), false);
   await qty.fill("3");
   await page.locator("[data-order-sum]", { hasText: "Total: €90.00" }).waitFor();
-  await w.check("running-total");
+  await checkBoth(w, "running-total");
 
   // A refused choice: the page lands on the error summary, ~1,000 px down on a phone.
   await qty.fill("9");
@@ -50,7 +58,7 @@ journey("7-checkout-phone", async ({ person }) => {
   assert.equal(await qty.getAttribute("aria-invalid"), "true");
   assert.equal(await qty.inputValue(), "9");
   assert.match(await page.title(), /^Error: Choose tickets/);
-  await w.check("refused-choice");
+  await checkBoth(w, "refused-choice");
   // Its link leads to the field.
   await page.locator("[data-error-summary] a").click();
   assert.equal(await page.evaluate(() => document.activeElement?.id), await qty.getAttribute("id"));
@@ -77,7 +85,7 @@ journey("7-checkout-phone", async ({ person }) => {
   assert.ok(layout.summaryAboveForm, "the order summary is above the form on a phone");
   assert.match(await page.locator(".order-summary").textContent(), /2 × Runner[\s\S]*€60\.00/);
   assert.match(await page.locator(".hold-timer").textContent(), /\d+:\d\d left/);
-  await w.check("details-phone");
+  await checkBoth(w, "details-phone");
 
   // A bad field: summary, focus, and the field marked.
   await page.getByLabel("Full name", { exact: true }).fill(buyer.name);
@@ -87,11 +95,11 @@ journey("7-checkout-phone", async ({ person }) => {
   await page.locator("[data-error-summary] a[href='#buyer_email']").waitFor();
   assert.ok(await page.evaluate(() => document.activeElement?.hasAttribute("data-error-summary")));
   assert.equal(await page.locator("#buyer_email").getAttribute("aria-invalid"), "true");
-  await w.check("details-error");
+  await checkBoth(w, "details-error");
 
   await fillDetails(w, buyer, [{ name: buyer.name }, { name: "Tom Vogel" }]);
   assert.match(await page.title(), /^Review and pay — Sunrise Trail Run 10K/);
-  await w.check("review");
+  await checkBoth(w, "review");
   await goToPayPal(w);
   await approveAtPayPal(w);
 
@@ -112,7 +120,7 @@ journey("7-checkout-phone", async ({ person }) => {
   await booked.locator("[data-next-waiver]").first().waitFor();
   assert.equal(await booked.locator("[data-next-waiver]").count(), 2);
   await booked.getByRole("link", { name: "Sign the waiver for Tom Vogel" }).waitFor();
-  await w.check("booked");
+  await checkBoth(w, "booked");
 });
 
 journey("8-checkout-buyer-zone-and-expiry", async ({ person }) => {

@@ -32,7 +32,9 @@ async fn post(app: &TestApp, path: &str, body: &str) -> (Status, Option<String>,
 }
 
 fn shop(conn: &mut PgConnection, capacity: i32) -> (Event, TicketType) {
-    let event = EventSpec::public("walk", 10).capacity(capacity).insert(conn);
+    let event = EventSpec::public("walk", 10)
+        .capacity(capacity)
+        .insert(conn);
     let t = add_ticket_type(conn, &event, "Walker", 3000, capacity);
     (event, t)
 }
@@ -99,7 +101,10 @@ async fn details_sent_after_the_hold_ran_out_come_back_409_with_everything_typed
     }
     assert!(page.contains(&format!("action=\"/checkout/{token}/rehold\"")));
     assert!(page.contains("Hold my seats again"));
-    assert!(page.contains("<title>Your hold ran out — Event walk"), "{page}");
+    assert!(
+        page.contains("<title>Your hold ran out — Event walk"),
+        "{page}"
+    );
     // Nothing was revived: the booking stays expired and its seats free.
     assert_eq!(booking(&mut c, &token).state, "expired");
     assert_eq!(seat_state(&mut c, event.id).0, 0);
@@ -196,7 +201,10 @@ async fn a_bad_field_is_in_the_error_summary_linked_and_marked_invalid() {
     assert_eq!(status, Status::UnprocessableEntity);
     let summary = &page[page.find("data-error-summary").expect("a summary")..];
     let summary = &summary[..summary.find("</div>").unwrap()];
-    assert!(summary.contains("<a href=\"#buyer_email\">"), "{summary}");
+    assert!(
+        summary.contains("<a href=\"#buyer_email\">Your email: "),
+        "{summary}"
+    );
     assert!(!summary.contains("#buyer_name"), "{summary}");
     assert!(page.contains("id=\"errors\""));
     assert!(page.contains("autofocus"));
@@ -206,7 +214,10 @@ async fn a_bad_field_is_in_the_error_summary_linked_and_marked_invalid() {
          aria-describedby=\"buyer_email-error\""
     ));
     assert!(page.contains("<p class=\"field-error\" id=\"buyer_email-error\">"));
-    assert!(page.contains("<title>Error: Your details — Event walk"), "{page}");
+    assert!(
+        page.contains("<title>Error: Your details — Event walk"),
+        "{page}"
+    );
 
     // The ticket form too: a refused quantity is summarised and linked to its field.
     let (status, _, page) = post(
@@ -217,7 +228,10 @@ async fn a_bad_field_is_in_the_error_summary_linked_and_marked_invalid() {
     .await;
     assert_eq!(status, Status::UnprocessableEntity);
     assert!(
-        page.contains(&format!("<a href=\"#qty-{}\">Enter a whole number.</a>", t.id)),
+        page.contains(&format!(
+            "<a href=\"#qty-{}\">Walker: Enter a whole number.</a>",
+            t.id
+        )),
         "{page}"
     );
     assert!(page.contains("aria-invalid=\"true\""));

@@ -37,7 +37,11 @@ pub(super) async fn booking_page(
     let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
     ctx["title"] = json!(crate::routes::form_errors::title(
-        if paid { "You're booked" } else { "Your booking" },
+        if paid {
+            "You're booked"
+        } else {
+            "Your booking"
+        },
         &l.event.title,
         false
     ));

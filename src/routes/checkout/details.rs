@@ -33,17 +33,22 @@ fn details_context(l: &Loaded, hold_minutes: u32) -> serde_json::Value {
     ctx
 }
 
-/// The fields of the details form in page order: (field key, input id).
-fn field_order(attendees: usize) -> Vec<(String, String)> {
-    let mut order: Vec<(String, String)> = ["buyer_name", "buyer_email", "buyer_phone"]
-        .iter()
-        .map(|k| (k.to_string(), k.to_string()))
-        .collect();
+/// The fields of the details form in page order, as the error summary names them.
+fn field_order(attendees: usize) -> Vec<form_errors::Field> {
+    let mut order = vec![
+        form_errors::Field::new("buyer_name", "buyer_name", "Your full name"),
+        form_errors::Field::new("buyer_email", "buyer_email", "Your email"),
+        form_errors::Field::new("buyer_phone", "buyer_phone", "Your phone"),
+    ];
     for i in 0..attendees {
-        for part in ["name", "email"] {
-            order.push((
+        for (part, what) in [
+            ("name", "attendee's full name"),
+            ("email", "attendee's email"),
+        ] {
+            order.push(form_errors::Field::new(
                 format!("attendees.{i}.{part}"),
                 format!("attendee-{i}-{part}"),
+                format!("Ticket {}, {what}", i + 1),
             ));
         }
     }
@@ -82,7 +87,11 @@ pub(super) fn expired_page(
 ) -> Page {
     let mut ctx = details_page(l, hold_minutes, values, &HashMap::new());
     let at = crate::timefmt::local_time(l.booking.hold_expires_at, l.event.tz());
-    ctx["title"] = json!(form_errors::title("Your hold ran out", &l.event.title, false));
+    ctx["title"] = json!(form_errors::title(
+        "Your hold ran out",
+        &l.event.title,
+        false
+    ));
     ctx["expired"] = json!({
         "message": format!(
             "Your hold ran out at {at} ({}); the seats were released. Nothing was charged. \

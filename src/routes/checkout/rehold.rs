@@ -98,8 +98,7 @@ pub(super) async fn rehold(
                 }
                 _ => {
                     return Ok(Outcome::Refused(
-                        "These tickets can no longer be booked through the link you used."
-                            .into(),
+                        "These tickets can no longer be booked through the link you used.".into(),
                     ))
                 }
             };

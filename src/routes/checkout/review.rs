@@ -13,13 +13,13 @@ use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use super::{booking_redirect, context, load, Loaded, Page};
-use crate::routes::form_errors;
 use crate::bookings::lifecycle::transition;
 use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{BookingState, LegalPage};
 use crate::paypal::PayPal;
+use crate::routes::form_errors;
 use crate::schema::bookings;
 use ticketing_db::ErrorKind;
 
@@ -50,7 +50,8 @@ fn review_context(l: &Loaded, terms: Option<&str>, form: Option<&str>) -> serde_
     if let Some(message) = form {
         errors.insert(form_errors::FORM.to_string(), message.to_string());
     }
-    ctx["summary"] = json!(form_errors::summary_by_id(&errors, &["accept_terms"]));
+    let fields = [form_errors::Field::new("accept_terms", "accept_terms", "")];
+    ctx["summary"] = json!(form_errors::summary(&errors, &fields));
     ctx["title"] = json!(form_errors::title(
         if l.booking.total_minor == 0 {
             "Review and confirm"
