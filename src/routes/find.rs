@@ -65,9 +65,20 @@ pub fn routes() -> Vec<Route> {
 }
 
 fn page(email: &str, error: Option<&str>, sent: bool) -> Template {
+    let errors: std::collections::HashMap<String, String> = error
+        .map(|e| ("email".to_string(), e.to_string()))
+        .into_iter()
+        .collect();
+    let order = [crate::routes::form_errors::Field::new(
+        "email",
+        "find-email",
+        "Email you booked with",
+    )];
+    let summary = crate::routes::form_errors::summary(&errors, &order);
+    let title = crate::routes::form_errors::title("Find my booking", "", error.is_some());
     Template::render(
         "find_booking",
-        json!({ "title": "Find my booking", "email": email, "error": error, "sent": sent }),
+        json!({ "title": title, "email": email, "error": error, "sent": sent, "summary": summary }),
     )
 }
 

@@ -6,6 +6,7 @@ use rocket::{Build, Rocket};
 pub mod admin;
 pub mod checkout;
 pub mod find;
+pub mod form_errors;
 pub mod legal;
 pub mod media;
 pub mod ops;

@@ -42,12 +42,24 @@ async fn by_order(db: &Db, order_id: &str, state: Option<&str>) -> AppResult<(Pa
 }
 
 fn result_page(status: Status, kind: &str, booking: &Booking, approve_url: Option<&str>) -> Page {
+    // The page title names the outcome, as the page's heading does.
+    let title = match kind {
+        "pending" => "Payment pending",
+        "declined" => "Payment declined",
+        "not_approved" => "Payment not approved yet",
+        "late" => "Sorry, your seats are gone",
+        "booking_cancelled" => "This booking was cancelled",
+        "refunded" => "Your payment is being refunded",
+        "unavailable" => "We could not confirm your payment yet",
+        "cancelled" => "Payment cancelled",
+        _ => "Your reservation has expired",
+    };
     Page::Status((
         status,
         Template::render(
             "payment_result",
             json!({
-                "title": "Payment",
+                "title": title,
                 "kind": kind,
                 "total": booking.total().display(),
                 "booking_url": format!("/bookings/{}", booking.access_token),

@@ -21,6 +21,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::event::EventLookup;
 use crate::models::{Event, TicketType};
+use crate::money::Money;
 use crate::net::ClientKey;
 use crate::views::{EventCard, EventView};
 use crate::AppInfo;
@@ -280,15 +281,86 @@ fn event_context(
         Some(token) => format!("/p/{token}"),
         None => format!("/events/{}", view["slug"].as_str().unwrap_or_default()),
     };
+    let title = crate::routes::form_errors::title(
+        "Choose tickets",
+        view["title"].as_str().unwrap_or_default(),
+        !form.errors.is_empty(),
+    );
+    let order: Vec<crate::routes::form_errors::Field> = view["ticket_types"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let key = format!("qty-{}", t["id"]);
+            let name = t["name"].as_str().unwrap_or_default();
+            crate::routes::form_errors::Field::new(key.clone(), key, name)
+        })
+        .collect();
+    let summary = crate::routes::form_errors::summary(&form.errors, &order);
+    let total = order_total(view, &form.values);
     json!({
-        "title": view["title"],
+        "title": title,
+        "event_title": view["title"],
         "event": view,
+        "summary": summary,
+        "total": total,
         "in_baskets": in_baskets,
         "private": private_token.is_some(),
         "private_token": private_token,
         "event_base": base,
         "form": form,
     })
+}
+
+/// One line of the running total under the ticket form: "2 × €30.00 = €60.00".
+#[derive(Debug, Serialize)]
+struct TotalLine {
+    name: String,
+    quantity: i32,
+    unit: String,
+    line: String,
+}
+
+/// The running total of the quantities typed into the ticket form (`values`, keyed
+/// `qty-<id>`), computed in minor units from the event's prices: its lines and the sum, one
+/// amount per currency. Quantities that are not a number of tickets are left out (the form
+/// says so next to the field), and so are quantities over the per-booking maximum.
+fn order_total(view: &serde_json::Value, values: &HashMap<String, String>) -> serde_json::Value {
+    let mut lines = Vec::new();
+    let mut sums: Vec<(String, i64)> = Vec::new();
+    for t in view["ticket_types"].as_array().into_iter().flatten() {
+        let Some(raw) = values.get(&format!("qty-{}", t["id"])) else {
+            continue;
+        };
+        let Ok(quantity) = ticketing_core::validate::quantity(raw) else {
+            continue;
+        };
+        let (Some(price), Some(currency)) = (t["price_minor"].as_i64(), t["currency"].as_str())
+        else {
+            continue;
+        };
+        // Past the per-booking maximum the form refuses it (and the sum cannot overflow).
+        let max = t["max_per_booking"].as_i64().unwrap_or(0);
+        if quantity <= 0 || i64::from(quantity) > max {
+            continue;
+        }
+        let line = price * i64::from(quantity);
+        match sums.iter_mut().find(|(c, _)| c == currency) {
+            Some((_, sum)) => *sum += line,
+            None => sums.push((currency.to_string(), line)),
+        }
+        lines.push(TotalLine {
+            name: t["name"].as_str().unwrap_or_default().to_string(),
+            quantity,
+            unit: Money::new(price, currency).amount(),
+            line: Money::new(line, currency).amount(),
+        });
+    }
+    let sum: Vec<String> = sums
+        .iter()
+        .map(|(currency, minor)| Money::new(*minor, currency).amount())
+        .collect();
+    json!({ "lines": lines, "sum": if sum.is_empty() { None } else { Some(sum.join(" + ")) } })
 }
 
 #[get("/sitemap.xml")]

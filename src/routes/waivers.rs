@@ -14,6 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::models::{Attendee, Booking, Event};
 use crate::net::ClientIp;
 use crate::routes::checkout::Page;
+use crate::routes::form_errors;
 use crate::schema::attendees;
 use crate::timefmt;
 use crate::tokens::looks_like_token;
@@ -76,10 +77,23 @@ fn render(
     message: Option<&str>,
 ) -> Template {
     let shown = l.signed_text.as_ref().or(l.current.as_ref());
+    let messages: std::collections::HashMap<String, String> = errors
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    let fields = [
+        form_errors::Field::new("full_name", "full_name", "Your full name"),
+        form_errors::Field::new("consent", "consent", ""),
+    ];
+    let summary = form_errors::summary(&messages, &fields);
+    let title = form_errors::title("Sign the waiver", &l.event.title, !messages.is_empty());
     Template::render(
         "waiver",
         json!({
-            "title": format!("Waiver: {}", l.event.title),
+            "title": title,
+            "summary": summary,
             "token": token,
             "event": { "title": l.event.title, "when": timefmt::local_range(l.event.starts_at, l.event.ends_at, l.event.tz()), "venue": l.event.venue },
             "attendee": { "name": l.attendee.name },

@@ -132,7 +132,8 @@ journey("2-cancel-and-expiry", async ({ person }) => {
   await approveAtPayPal(w);
   await w.check("paid-after-retry");
 
-  // A hold that runs out: the page counts down, then the buyer is told it expired.
+  // A hold that runs out while the buyer types: the page counts down and says so, the form
+  // keeps what was typed, and the seats can be held again.
   await page.goto(eventUrl);
   const left = Number(await seatsLeft(page, "Walk with tastings").textContent());
   await reserve(w, { "Walk with tastings": 2 });
@@ -146,13 +147,28 @@ journey("2-cancel-and-expiry", async ({ person }) => {
   await page.getByLabel("Email (your tickets go here)").fill(buyer.email);
   await page.locator("#attendee-0-name").fill(buyer.name);
   await page.locator("#attendee-1-name").fill("Yui Sato");
-  await Promise.all([page.waitForURL(/\/bookings\//), page.getByRole("button", { name: "Continue to review" }).click()]);
-  await page.locator("[data-state=expired]").waitFor();
-  await page.getByText("Your hold expired before the booking was completed").waitFor();
+  // Sent after the deadline: 409, told so, and everything typed is still there.
+  w.expectStatus(409, `/checkout/${token}`);
+  await page.getByRole("button", { name: "Continue to review" }).click();
+  await page.locator("[data-hold-ran-out]", { hasText: "Your hold ran out at" }).waitFor();
+  assert.equal(await page.locator("#attendee-1-name").inputValue(), "Yui Sato");
+  assert.equal(await page.getByLabel("Email (your tickets go here)").inputValue(), buyer.email);
   await w.check("told-expired");
 
-  // The seats went back on sale.
-  await page.getByRole("link", { name: "Choose tickets again" }).click();
+  // The seats are still free: held again in a new hold, with the details kept.
+  await page.getByRole("button", { name: "Hold my seats again" }).click();
+  await page.getByRole("button", { name: "Continue to review" }).waitFor();
+  assert.equal(await page.locator("#attendee-1-name").inputValue(), "Yui Sato");
+  await w.check("held-again");
+  await page.getByRole("button", { name: "Continue to review" }).click();
+  await page.waitForURL(/\/review$/);
+  assert.notEqual(new URL(page.url()).pathname.split("/")[2], token, "a new hold, not the expired one");
+
+  // Released: the seats go back on sale.
+  await Promise.all([page.waitForURL(/\/bookings\//), page.getByRole("button", { name: "Release my seats" }).click()]);
+  await page.locator("[data-state=cancelled]").waitFor();
+  await w.check("released");
+  await page.getByRole("link", { name: "Back to the event" }).click();
   await page.waitForURL(eventUrl);
   const seats = seatsLeft(page, "Walk with tastings");
   const id = await seats.getAttribute("data-seats-left");

@@ -36,6 +36,18 @@ pub(super) async fn booking_page(
         .await?;
     let paid = l.booking.state() == BookingState::Paid;
     let mut ctx = context(&l, paid);
+    ctx["title"] = json!(crate::routes::form_errors::title(
+        if paid {
+            "You're booked"
+        } else {
+            "Your booking"
+        },
+        &l.event.title,
+        false
+    ));
+    // The waivers still to sign, for "What to do next" (each attendee also gets the link).
+    ctx["waivers_pending"] = json!(l.waivers.iter().any(|w| w.signed_at.is_none()));
+    ctx["waivers_sent"] = json!(!l.waivers.is_empty());
     changes(&mut ctx, &l, &refunds);
     ctx["google_calendar"] = json!(google_calendar_link(&l, app));
     // Money that came after the booking closed: the page must not say "nothing was charged".

@@ -1,5 +1,7 @@
 //! The second checkout step: the buyer's and the attendees' names and emails, kept with a
-//! message next to each bad field.
+//! message next to each bad field and in the error summary. A hold that ran out while the
+//! buyer typed answers 409 with everything typed kept and a button to hold the seats again
+//! (see `rehold`).
 
 use std::collections::HashMap;
 
@@ -16,6 +18,7 @@ use crate::bookings::holds::extend_after_details;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::BookingState;
+use crate::routes::form_errors;
 use crate::schema::{attendees, bookings};
 use ticketing_core::validate;
 
@@ -30,6 +33,91 @@ fn details_context(l: &Loaded, hold_minutes: u32) -> serde_json::Value {
     ctx
 }
 
+/// The fields of the details form in page order, as the error summary names them.
+fn field_order(attendees: usize) -> Vec<form_errors::Field> {
+    let mut order = vec![
+        form_errors::Field::new("buyer_name", "buyer_name", "Your full name"),
+        form_errors::Field::new("buyer_email", "buyer_email", "Your email"),
+        form_errors::Field::new("buyer_phone", "buyer_phone", "Your phone"),
+    ];
+    for i in 0..attendees {
+        for (part, what) in [
+            ("name", "attendee's full name"),
+            ("email", "attendee's email"),
+        ] {
+            order.push(form_errors::Field::new(
+                format!("attendees.{i}.{part}"),
+                format!("attendee-{i}-{part}"),
+                format!("Ticket {}, {what}", i + 1),
+            ));
+        }
+    }
+    order
+}
+
+/// The whole details page: the shared context, the buyer's input, the messages next to
+/// their fields and in the error summary, and the title naming the step.
+pub(super) fn details_page(
+    l: &Loaded,
+    hold_minutes: u32,
+    values: &HashMap<String, String>,
+    errors: &HashMap<String, String>,
+) -> serde_json::Value {
+    let mut ctx = details_context(l, hold_minutes);
+    let summary = form_errors::summary(errors, &field_order(l.attendees.len()));
+    ctx["title"] = json!(form_errors::title(
+        "Your details",
+        &l.event.title,
+        !errors.is_empty()
+    ));
+    ctx["values"] = json!(values);
+    ctx["errors"] = json!(errors);
+    ctx["summary"] = json!(summary);
+    ctx
+}
+
+/// The page of a hold that ran out while the buyer was typing (409): everything typed is
+/// kept, and the form offers to hold the same seats again (`rehold`). `problem`: why an
+/// attempt to hold them again was refused.
+pub(super) fn expired_page(
+    l: &Loaded,
+    hold_minutes: u32,
+    values: &HashMap<String, String>,
+    problem: Option<String>,
+) -> Page {
+    let mut ctx = details_page(l, hold_minutes, values, &HashMap::new());
+    let at = crate::timefmt::local_time(l.booking.hold_expires_at, l.event.tz());
+    ctx["title"] = json!(form_errors::title(
+        "Your hold ran out",
+        &l.event.title,
+        false
+    ));
+    ctx["expired"] = json!({
+        "message": format!(
+            "Your hold ran out at {at} ({}); the seats were released. Nothing was charged. \
+             What you typed is kept below.",
+            l.event.timezone
+        ),
+        "problem": problem,
+    });
+    Page::Status((Status::Conflict, Template::render("checkout_details", ctx)))
+}
+
+/// What the buyer typed into the details form, for the page shown again (each field cut to
+/// its 300 characters; attendees past the seats held dropped).
+pub(super) fn typed_values(form: &DetailsForm, attendees: usize) -> HashMap<String, String> {
+    let mut values: HashMap<String, String> = HashMap::new();
+    let keep = |s: &str| s.chars().take(300).collect::<String>();
+    values.insert("buyer_name".into(), keep(&form.buyer_name));
+    values.insert("buyer_email".into(), keep(&form.buyer_email));
+    values.insert("buyer_phone".into(), keep(&form.buyer_phone));
+    for (i, a) in form.attendees.iter().enumerate().take(attendees) {
+        values.insert(format!("attendees.{i}.name"), keep(&a.name));
+        values.insert(format!("attendees.{i}.email"), keep(&a.email));
+    }
+    values
+}
+
 #[get("/<token>")]
 pub(super) async fn details(
     db: &State<Db>,
@@ -40,7 +128,6 @@ pub(super) async fn details(
     if l.booking.state() != BookingState::Held {
         return Ok(booking_redirect(token));
     }
-    let mut ctx = details_context(&l, config.hold_minutes);
     let mut values: HashMap<String, String> = HashMap::new();
     values.insert("buyer_name".into(), l.booking.buyer_name.clone());
     values.insert("buyer_email".into(), l.booking.buyer_email.clone());
@@ -49,8 +136,7 @@ pub(super) async fn details(
         values.insert(format!("attendees.{i}.name"), a.name.clone());
         values.insert(format!("attendees.{i}.email"), a.email.clone());
     }
-    ctx["values"] = json!(values);
-    ctx["errors"] = json!({});
+    let ctx = details_page(&l, config.hold_minutes, &values, &HashMap::new());
     Ok(Page::Template(Template::render("checkout_details", ctx)))
 }
 
@@ -82,10 +168,16 @@ pub(super) async fn save_details(
     form: Form<DetailsForm>,
 ) -> AppResult<Page> {
     let l = load(db, token).await?;
-    if l.booking.state() != BookingState::Held {
-        return Ok(booking_redirect(token));
-    }
     let form = form.into_inner();
+    match l.booking.state() {
+        BookingState::Held => {}
+        // The hold ran out while the buyer was typing: keep it all, offer the seats again.
+        BookingState::Expired => {
+            let values = typed_values(&form, l.attendees.len());
+            return Ok(expired_page(&l, config.hold_minutes, &values, None));
+        }
+        _ => return Ok(booking_redirect(token)),
+    }
     let mut errors: HashMap<String, String> = HashMap::new();
     let mut check = |key: String, result: Result<String, String>| match result {
         Ok(v) => v,
@@ -119,18 +211,8 @@ pub(super) async fn save_details(
         );
     }
     if !errors.is_empty() {
-        let mut values: HashMap<String, String> = HashMap::new();
-        let keep = |s: &str| s.chars().take(300).collect::<String>();
-        values.insert("buyer_name".into(), keep(&form.buyer_name));
-        values.insert("buyer_email".into(), keep(&form.buyer_email));
-        values.insert("buyer_phone".into(), keep(&form.buyer_phone));
-        for (i, a) in form.attendees.iter().enumerate().take(l.attendees.len()) {
-            values.insert(format!("attendees.{i}.name"), keep(&a.name));
-            values.insert(format!("attendees.{i}.email"), keep(&a.email));
-        }
-        let mut ctx = details_context(&l, config.hold_minutes);
-        ctx["values"] = json!(values);
-        ctx["errors"] = json!(errors);
+        let values = typed_values(&form, l.attendees.len());
+        let ctx = details_page(&l, config.hold_minutes, &values, &errors);
         return Ok(Page::Status((
             Status::UnprocessableEntity,
             Template::render("checkout_details", ctx),
@@ -174,8 +256,16 @@ pub(super) async fn save_details(
             .map_err(AppError::from)
         })
         .await?;
-    Ok(if saved {
-        Page::Redirect(Redirect::to(format!("/checkout/{token}/review")))
+    if saved {
+        return Ok(Page::Redirect(Redirect::to(format!(
+            "/checkout/{token}/review"
+        ))));
+    }
+    // The deadline passed between loading and saving: the same as above.
+    let l = load(db, token).await?;
+    Ok(if l.booking.state() == BookingState::Expired {
+        let values = typed_values(&form, l.attendees.len());
+        expired_page(&l, config.hold_minutes, &values, None)
     } else {
         booking_redirect(token)
     })

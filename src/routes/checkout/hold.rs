@@ -106,47 +106,12 @@ pub(super) async fn hold(
     let outcome = db
         .run(move |conn| {
             let (event, types) = Event::with_ticket_types(conn, EventLookup::Id(event_id))?;
-            // A private event is bookable only with its current secret token.
-            let allowed = match event.visibility() {
-                crate::models::Visibility::Public => private_token.is_none(),
-                crate::models::Visibility::Private => {
-                    private_token.is_some() && event.private_token == private_token
-                }
-                crate::models::Visibility::Draft => false,
-            };
-            if !allowed {
+            if !link_admits(&event, private_token.as_deref()) {
                 return Err(AppError::not_found());
             }
-            let mut errors: HashMap<String, String> = HashMap::new();
+            let (quantities, mut errors) = read_quantities(&form.qty, &types);
             let mut refused = false;
             let mut status = Status::UnprocessableEntity;
-            let mut quantities = Vec::new();
-            for (key, raw) in &form.qty {
-                let Some(t) = key
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|id| types.iter().find(|t| t.id == id))
-                else {
-                    errors.insert(
-                        "form".into(),
-                        "That ticket type is not sold for this event.".into(),
-                    );
-                    continue;
-                };
-                match validate::quantity(raw) {
-                    Ok(0) => {}
-                    Ok(n) if n > t.max_per_booking => {
-                        errors.insert(
-                            format!("qty-{}", t.id),
-                            format!("At most {} per booking.", t.max_per_booking),
-                        );
-                    }
-                    Ok(n) => quantities.push((t.id, n)),
-                    Err(msg) => {
-                        errors.insert(format!("qty-{}", t.id), msg);
-                    }
-                }
-            }
             let request = HoldRequest {
                 event_id: event.id,
                 quantities,
@@ -185,11 +150,7 @@ pub(super) async fn hold(
             if refused {
                 not_enough_messages(&fresh, &types, &request.quantities, &mut errors);
             }
-            let values: HashMap<String, String> = form
-                .qty
-                .iter()
-                .map(|(k, v)| (format!("qty-{k}"), v.chars().take(20).collect()))
-                .collect();
+            let values = kept_values(&form.qty);
             let in_baskets = crate::bookings::availability::seats_in_baskets(conn, fresh.id)?;
             Ok(Err((
                 EventView::new(&fresh, &types, now),
@@ -223,9 +184,112 @@ pub(super) async fn hold(
     }
 }
 
+/// "Update total" of the ticket form without JavaScript: the event page again with the
+/// quantities chosen, their messages, and the running total the server computed (see
+/// `public::order_total`). Takes no seats (test `checkout_ux::the_total_without_javascript`).
+#[post("/total", data = "<form>")]
+pub(super) async fn total(db: &State<Db>, form: Form<HoldForm>) -> AppResult<Page> {
+    let form = form.into_inner();
+    let Ok(event_id) = form.event_id.trim().parse::<i64>() else {
+        return Err(AppError::not_found());
+    };
+    let private_token = form.private_token.clone().filter(|t| !t.is_empty());
+    let shown = private_token.clone();
+    let form_token = form.form_token.clone().unwrap_or_default();
+    let now = Utc::now();
+    let (view, in_baskets, errors, values) = db
+        .run(move |conn| {
+            let (event, types) = Event::with_ticket_types(conn, EventLookup::Id(event_id))?;
+            if !link_admits(&event, private_token.as_deref()) {
+                return Err(AppError::not_found());
+            }
+            let (_, errors) = read_quantities(&form.qty, &types);
+            let in_baskets = crate::bookings::availability::seats_in_baskets(conn, event.id)?;
+            Ok((
+                EventView::new(&event, &types, now),
+                in_baskets,
+                errors,
+                kept_values(&form.qty),
+            ))
+        })
+        .await?;
+    let status = if errors.is_empty() {
+        Status::Ok
+    } else {
+        Status::UnprocessableEntity
+    };
+    let page = render_event(
+        view,
+        in_baskets,
+        shown.as_deref(),
+        TicketForm {
+            errors,
+            values,
+            form_token,
+        },
+    );
+    Ok(Page::Status((status, page)))
+}
+
+/// Whether a ticket form came through a way that leads to its event: a public event's page
+/// (no token), or a private event's current secret link.
+fn link_admits(event: &Event, private_token: Option<&str>) -> bool {
+    match event.visibility() {
+        crate::models::Visibility::Public => private_token.is_none(),
+        crate::models::Visibility::Private => {
+            private_token.is_some() && event.private_token.as_deref() == private_token
+        }
+        crate::models::Visibility::Draft => false,
+    }
+}
+
+/// The quantities of a ticket form (ticket type id, quantity > 0), and the messages of the
+/// fields that are not a quantity this event sells.
+fn read_quantities(
+    qty: &HashMap<String, String>,
+    types: &[TicketType],
+) -> (Vec<(i64, i32)>, HashMap<String, String>) {
+    let mut errors: HashMap<String, String> = HashMap::new();
+    let mut quantities = Vec::new();
+    for (key, raw) in qty {
+        let Some(t) = key
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| types.iter().find(|t| t.id == id))
+        else {
+            errors.insert(
+                "form".into(),
+                "That ticket type is not sold for this event.".into(),
+            );
+            continue;
+        };
+        match validate::quantity(raw) {
+            Ok(0) => {}
+            Ok(n) if n > t.max_per_booking => {
+                errors.insert(
+                    format!("qty-{}", t.id),
+                    format!("At most {} per booking.", t.max_per_booking),
+                );
+            }
+            Ok(n) => quantities.push((t.id, n)),
+            Err(msg) => {
+                errors.insert(format!("qty-{}", t.id), msg);
+            }
+        }
+    }
+    (quantities, errors)
+}
+
+/// What the buyer typed into the quantity fields, kept for the page shown again.
+fn kept_values(qty: &HashMap<String, String>) -> HashMap<String, String> {
+    qty.iter()
+        .map(|(k, v)| (format!("qty-{k}"), v.chars().take(20).collect()))
+        .collect()
+}
+
 /// Why a client's hold was refused by the per-client cap (test
 /// `hoarding::one_client_cannot_hold_more_than_the_cap_and_another_client_still_can`).
-fn client_limit_message(held: i32, cap: i32) -> String {
+pub(super) fn client_limit_message(held: i32, cap: i32) -> String {
     let seats = |n: i32| format!("{n} seat{}", if n == 1 { "" } else { "s" });
     format!(
         "You already hold {} for this event, and one buyer may hold at most {cap} at a time. \

@@ -29,6 +29,7 @@ use crate::tokens::looks_like_token;
 mod booking;
 mod details;
 mod hold;
+mod rehold;
 mod review;
 
 pub use details::{AttendeeInput, DetailsForm};
@@ -37,6 +38,8 @@ pub use hold::{ensure_browser_id, HoldForm};
 pub fn routes() -> Vec<Route> {
     routes![
         hold::hold,
+        hold::total,
+        rehold::rehold,
         details::details,
         details::save_details,
         review::review,

@@ -12,13 +12,14 @@ use rocket::{get, post, State};
 use rocket_dyn_templates::Template;
 use serde_json::json;
 
-use super::{booking_redirect, context, load, Page};
+use super::{booking_redirect, context, load, Loaded, Page};
 use crate::bookings::lifecycle::transition;
 use crate::bookings::Availability;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::models::{BookingState, LegalPage};
 use crate::paypal::PayPal;
+use crate::routes::form_errors;
 use crate::schema::bookings;
 use ticketing_db::ErrorKind;
 
@@ -33,8 +34,34 @@ pub(super) async fn review(db: &State<Db>, token: &str) -> AppResult<Page> {
     }
     Ok(Page::Template(Template::render(
         "checkout_review",
-        context(&l, false),
+        review_context(&l, None, None),
     )))
+}
+
+/// The review page's context: the shared one, the title naming the step, and the messages
+/// (`terms`: next to the terms box; `form`: about the whole page) with their summary.
+fn review_context(l: &Loaded, terms: Option<&str>, form: Option<&str>) -> serde_json::Value {
+    let mut ctx = context(l, false);
+    let mut errors = std::collections::HashMap::new();
+    if let Some(message) = terms {
+        errors.insert("accept_terms".to_string(), message.to_string());
+        ctx["terms_error"] = json!(message);
+    }
+    if let Some(message) = form {
+        errors.insert(form_errors::FORM.to_string(), message.to_string());
+    }
+    let fields = [form_errors::Field::new("accept_terms", "accept_terms", "")];
+    ctx["summary"] = json!(form_errors::summary(&errors, &fields));
+    ctx["title"] = json!(form_errors::title(
+        if l.booking.total_minor == 0 {
+            "Review and confirm"
+        } else {
+            "Review and pay"
+        },
+        &l.event.title,
+        !errors.is_empty()
+    ));
+    ctx
 }
 
 /// The message next to the terms box when it was not ticked.
@@ -67,8 +94,7 @@ pub(super) async fn confirm(
     }
     if l.booking.terms_version.is_none() {
         if !form.is_some_and(|f| f.accept_terms) {
-            let mut ctx = context(&l, false);
-            ctx["terms_error"] = json!(TERMS_REQUIRED);
+            let ctx = review_context(&l, Some(TERMS_REQUIRED), None);
             return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 Template::render("checkout_review", ctx),
@@ -96,8 +122,7 @@ pub(super) async fn confirm(
             Ok(approve_url) => Ok(Page::Redirect(Redirect::to(approve_url))),
             Err(e) if e.kind == ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "could not start a PayPal payment");
-                let mut ctx = context(&l, false);
-                ctx["error"] = json!(e.message);
+                let ctx = review_context(&l, None, Some(&e.message));
                 Ok(Page::Status((
                     Status::ServiceUnavailable,
                     Template::render("checkout_review", ctx),

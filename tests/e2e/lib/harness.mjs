@@ -54,9 +54,10 @@ export function journey(name, fn) {
       watches.push(w);
       return w;
     };
-    /** A page in a browser of its own (own cookies): one person. */
-    const person = async (tag) => {
-      const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true });
+    /** A page in a browser of its own (own cookies): one person; `options` for the context
+     * (a time zone, say). */
+    const person = async (tag, options = {}) => {
+      const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...options });
       contexts.push(context);
       return watch(await context.newPage(), tag);
     };
