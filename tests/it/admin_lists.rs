@@ -151,7 +151,9 @@ async fn the_currency_is_chosen_from_paypals_list_and_ticket_types_cannot_mix() 
     assert_eq!(res.status(), Status::UnprocessableEntity);
     let body = res.into_string().await.unwrap();
     assert!(
-        body.contains(r#"<p class="field-error" id="ev-currency-error">Choose one of the listed currencies"#),
+        body.contains(
+            r#"<p class="field-error" id="ev-currency-error">Choose one of the listed currencies"#
+        ),
         "{body}"
     );
     assert!(body.contains(r#"value="Harbour Gala""#));
@@ -326,7 +328,10 @@ async fn the_currency_of_an_event_with_bookings_cannot_change() {
     let res = post_form(
         &app.client,
         &format!("/admin/events/{}", event.id),
-        &event_form(&csrf, &[("visibility", "public"), ("title", "Harbour Ball")]),
+        &event_form(
+            &csrf,
+            &[("visibility", "public"), ("title", "Harbour Ball")],
+        ),
     )
     .await;
     assert_eq!(res.status(), Status::SeeOther);
@@ -386,13 +391,19 @@ async fn the_dashboard_shows_kpis_per_currency_first() {
         page[start..start + page[start..].find("</li>").unwrap()].to_string()
     };
     let eur = kpi("revenue-EUR");
-    assert!(eur.contains("<span class=\"kpi-value\" data-kpi-today>€20.00</span>"), "{eur}");
+    assert!(
+        eur.contains("<span class=\"kpi-value\" data-kpi-today>€20.00</span>"),
+        "{eur}"
+    );
     assert!(eur.contains("<span data-kpi-week>€45.00</span>"), "{eur}");
     assert!(eur.contains("<span data-kpi-total>€85.00</span>"), "{eur}");
     let usd = kpi("revenue-USD");
     assert!(usd.contains("data-kpi-today>$15.00<"), "{usd}");
     assert!(usd.contains("data-kpi-total>$15.00<"), "{usd}");
-    assert!(kpi("sold").contains(">8<"), "four paid bookings of two seats");
+    assert!(
+        kpi("sold").contains(">8<"),
+        "four paid bookings of two seats"
+    );
     assert!(kpi("held").contains(">2<"));
     assert!(kpi("refunds").contains(">1<"));
     // KPIs come before the chart, which has its numbers in a table too.
@@ -403,8 +414,7 @@ async fn the_dashboard_shows_kpis_per_currency_first() {
 }
 
 #[rocket::async_test]
-async fn the_attention_list_has_money_without_seats_refunds_in_review_and_old_pending_payments()
-{
+async fn the_attention_list_has_money_without_seats_refunds_in_review_and_old_pending_payments() {
     let app = TestApp::spawn().await;
     admin(&app).await;
     let mut c = app.conn();
@@ -438,13 +448,19 @@ async fn the_attention_list_has_money_without_seats_refunds_in_review_and_old_pe
     };
     let money = section("money");
     assert!(money.contains(r#"data-booking="MONEY-1""#), "{money}");
-    assert!(money.contains("€30.00") && money.contains("50 min"), "{money}");
+    assert!(
+        money.contains("€30.00") && money.contains("50 min"),
+        "{money}"
+    );
     assert!(!page.contains("SETTLED-1"));
     let refunds = section("refunds");
     assert!(refunds.contains(r#"data-booking="REVIEW-1""#), "{refunds}");
     assert!(refunds.contains("Needs checking in PayPal"), "{refunds}");
     let pending = section("pending");
-    assert!(pending.contains(r#"data-booking="PENDING-OLD""#), "{pending}");
+    assert!(
+        pending.contains(r#"data-booking="PENDING-OLD""#),
+        "{pending}"
+    );
     assert!(!page.contains("PENDING-NEW"));
     // The nav counts them.
     assert!(
@@ -545,10 +561,16 @@ async fn the_audit_log_filters_by_a_choice_of_actions_and_links_what_changed() {
         .first(&mut c)
         .unwrap();
     let (_, page) = app.get_text("/admin/audit").await;
-    assert!(page.contains(r#"<select id="action" name="action">"#), "{page}");
+    assert!(
+        page.contains(r#"<select id="action" name="action">"#),
+        "{page}"
+    );
     assert!(page.contains(r#"<option value="event.create">event.create</option>"#));
     assert!(page.contains(r#"<option value="ticket_type.create">ticket_type.create</option>"#));
-    assert!(page.contains(&format!(r#"<a href="/admin/events/{id}">event {id}</a>"#)), "{page}");
+    assert!(
+        page.contains(&format!(r#"<a href="/admin/events/{id}">event {id}</a>"#)),
+        "{page}"
+    );
     assert!(page.contains(&format!(
         r##"<a href="/admin/events/{id}#tt{tt}-name">ticket_type {tt}</a>"##
     )));
@@ -577,7 +599,16 @@ async fn csv_exports_work_without_a_filter_and_keep_phone_numbers_as_typed() {
         .set(bookings::buyer_name.eq("=HYPERLINK(\"http://x\")"))
         .execute(&mut c)
         .unwrap();
-    payment(&mut c, b, Some("PARTIALLY_REFUNDED"), 3000, 1250, "EUR", false, 1);
+    payment(
+        &mut c,
+        b,
+        Some("PARTIALLY_REFUNDED"),
+        3000,
+        1250,
+        "EUR",
+        false,
+        1,
+    );
     diesel::sql_query(format!(
         "INSERT INTO attendees (booking_id, ticket_type_id, position, name, email, ticket_code, checked_in_at)
          VALUES ({b}, {tt}, 0, 'Ana Lima', '', 'TKT-AAAA', '2030-01-01T18:30:00Z'),
@@ -590,19 +621,35 @@ async fn csv_exports_work_without_a_filter_and_keep_phone_numbers_as_typed() {
 
     let (status, list) = app.get_text("/admin/bookings").await;
     assert_eq!(status, 200);
-    assert!(list.contains(r#"href="/admin/export/bookings.csv">Export bookings (CSV)</a>"#), "{list}");
+    assert!(
+        list.contains(r#"href="/admin/export/bookings.csv">Export bookings (CSV)</a>"#),
+        "{list}"
+    );
     assert!(list.contains(r#"href="/admin/export/attendees.csv">Export attendees (CSV)</a>"#));
 
     let (status, csv) = app.get_text("/admin/export/bookings.csv").await;
     assert_eq!(status, 200);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header = reader.headers().unwrap().clone();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name}: {csv}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}: {csv}"))
+    };
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 2, "every event without a filter: {csv}");
     let first = &rows[0];
-    assert_eq!(&first[col("buyer_phone")], "+49 170 1234567", "the phone stays as typed");
-    assert_eq!(&first[col("buyer_name")], "'=HYPERLINK(\"http://x\")", "a formula is guarded");
+    assert_eq!(
+        &first[col("buyer_phone")],
+        "+49 170 1234567",
+        "the phone stays as typed"
+    );
+    assert_eq!(
+        &first[col("buyer_name")],
+        "'=HYPERLINK(\"http://x\")",
+        "a formula is guarded"
+    );
     assert_eq!(&first[col("refunded")], "12.50");
     assert_eq!(&first[col("currency")], "EUR");
     assert_eq!(&first[col("total")], "30.00");
@@ -620,7 +667,12 @@ async fn csv_exports_work_without_a_filter_and_keep_phone_numbers_as_typed() {
     assert_eq!(status, 200);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header = reader.headers().unwrap().clone();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name}: {csv}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}: {csv}"))
+    };
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert_eq!(&rows[0][col("ticket_type")], "Balcony");
@@ -653,10 +705,21 @@ async fn states_are_shown_in_words() {
     let (_, list) = app.get_text("/admin/bookings").await;
     assert!(list.contains(r#"<option value="awaiting_payment">Awaiting payment</option>"#));
     // Every list is on the shared table class with labels for the phone cards.
-    for path in ["/admin/bookings", "/admin", "/admin/events", "/admin/users", "/admin/audit", "/admin/outbox", "/admin/attention"] {
+    for path in [
+        "/admin/bookings",
+        "/admin",
+        "/admin/events",
+        "/admin/users",
+        "/admin/audit",
+        "/admin/outbox",
+        "/admin/attention",
+    ] {
         let (status, page) = app.get_text(path).await;
         assert_eq!(status, 200, "{path}");
-        assert!(!page.contains(r#"class="summary""#), "{path} has an old table");
+        assert!(
+            !page.contains(r#"class="summary""#),
+            "{path} has an old table"
+        );
         assert!(page.contains("admin.css"), "{path}");
     }
 }

@@ -195,7 +195,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                 }).collect::<Vec<_>>(),
                 "valid_tickets": people.iter().filter(|a| a.cancelled_at.is_none()).count(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
-                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
+                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).amount(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
                     "holds_money": matches!(p.capture_status.as_deref(), Some("COMPLETED" | "PARTIALLY_REFUNDED")) && p.refunded_minor < p.amount_minor,
                     "unhonoured": p.unhonoured_at.is_some() })),
                 "errors": {},

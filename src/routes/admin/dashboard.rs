@@ -188,7 +188,7 @@ fn sales_chart(days: &[DayRow]) -> String {
     let (left, top, w, h) = (44.0, 18.0, 640.0, 170.0);
     let bar = w / days.len().max(1) as f64;
     let mut svg = format!(
-        r#"<svg viewBox="0 0 {} {}" aria-hidden="true" focusable="false" xmlns="http://www.w3.org/2000/svg" font-size="11" fill="#5c5f6e">"#,
+        r##"<svg viewBox="0 0 {} {}" aria-hidden="true" focusable="false" xmlns="http://www.w3.org/2000/svg" font-size="11" fill="#5c5f6e">"##,
         left + w + 8.0,
         top + h + 48.0
     );
@@ -223,7 +223,8 @@ fn sales_chart(days: &[DayRow]) -> String {
                 d.seats
             ));
         }
-        if i % 7 == 0 || i + 1 == days.len() {
+        // Every seventh day and the last (the one before it left out where they would touch).
+        if (i % 7 == 0 && i + 4 <= days.len()) || i + 1 == days.len() {
             svg.push_str(&format!(
                 r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}" stroke="#5c5f6e"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
                 x + bar / 2.0,

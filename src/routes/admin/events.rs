@@ -590,7 +590,7 @@ pub(super) async fn update_event(
                     &staff,
                     edit_ctx(&before, &types, f, errors, json!({})),
                 ),
-            )))
+            )));
         }
     };
     let currency = f.currency.trim().to_string();
