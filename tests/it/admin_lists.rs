@@ -102,7 +102,7 @@ fn payment(
                                created_at, updated_at)
          VALUES ($1, 'ORDER-' || $1, CASE WHEN $2::text IS NULL THEN 'APPROVED' ELSE 'COMPLETED' END,
                  CASE WHEN $2::text IS NULL THEN NULL ELSE 'CAP-' || $1 END, $2, $3, $4,
-                 'https://example.com/approve', $5, CASE WHEN $6 THEN now() END,
+                 'https://example.com/approve', $5, CASE WHEN $6 THEN now() - make_interval(mins => $7::int) END,
                  now() - make_interval(mins => $7::int), now() - make_interval(mins => $7::int))
          RETURNING id",
     )
