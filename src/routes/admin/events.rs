@@ -441,27 +441,28 @@ pub(super) async fn create_event(
     form: AdminForm<EventForm>,
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
-    let checked = check_all(&f, false).await.and_then(|n| {
+    let (new, media_edit) = match check_all(&f, false).await {
         // A new event has no ticket types yet: it starts as a draft (issue 16).
-        if n.0.visibility == "draft" {
-            Ok(n)
-        } else {
-            Err(HashMap::from([("visibility", NO_TICKET_TYPES.to_string())]))
-        }
-    });
-    let (new, media_edit) = match checked {
-        Ok(n) => n,
-        Err(mut errors) => {
+        Ok(n) if n.0.visibility == "draft" => n,
+        checked => {
+            // Refused only for its visibility: the checked file must be chosen again.
+            let late = checked.is_ok();
+            let mut errors = checked.err().unwrap_or_default();
             if f.visibility.trim() != "draft" && !errors.contains_key("visibility") {
                 errors.insert("visibility", NO_TICKET_TYPES.to_string());
             }
+            let errors = if late {
+                upload_lost(&f, json!(errors))
+            } else {
+                json!(errors)
+            };
             let currencies = currency_choices(f.currency.trim());
             return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
                     &staff,
-                    json!({ "title": "New event", "form": f, "currencies": currencies, "errors": upload_lost(&f, json!(errors)), "event": null }),
+                    json!({ "title": "New event", "form": f, "currencies": currencies, "errors": errors, "event": null }),
                 ),
             )));
         }
@@ -567,22 +568,20 @@ pub(super) async fn update_event(
     let AdminForm { staff, form: f } = form;
     let (before, types) = event_page_ctx(db, id).await?;
     let no_types = types.is_empty();
-    let checked = check_all(&f, before.image_hash.is_some())
-        .await
-        .and_then(|n| {
-            if no_types && n.0.visibility != "draft" {
-                Err(HashMap::from([("visibility", NO_TICKET_TYPES.to_string())]))
-            } else {
-                Ok(n)
-            }
-        });
-    let (new, media_edit) = match checked {
-        Ok(n) => n,
-        Err(mut errors) => {
+    let (new, media_edit) = match check_all(&f, before.image_hash.is_some()).await {
+        // No event goes public or private without ticket types (issue 16).
+        Ok(n) if !no_types || n.0.visibility == "draft" => n,
+        checked => {
+            let late = checked.is_ok();
+            let mut errors = checked.err().unwrap_or_default();
             if no_types && f.visibility.trim() != "draft" {
                 errors.insert("visibility", NO_TICKET_TYPES.to_string());
             }
-            let errors = upload_lost(&f, json!(errors));
+            let errors = if late {
+                upload_lost(&f, json!(errors))
+            } else {
+                json!(errors)
+            };
             return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
