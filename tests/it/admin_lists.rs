@@ -80,17 +80,19 @@ fn booking(
     .id
 }
 
-/// A PayPal payment of booking `id`: `capture` status, `amount` and `refunded` minor units.
-fn payment(
-    conn: &mut PgConnection,
-    booking_id: i64,
-    capture: Option<&str>,
+/// A PayPal payment: capture status (none: approved, not captured), amount and refunded
+/// minor units, whether it is money without seats, and its age.
+struct Pay<'a> {
+    capture: Option<&'a str>,
     amount: i64,
     refunded: i64,
-    currency: &str,
+    currency: &'a str,
     unhonoured: bool,
     minutes_ago: i64,
-) -> i64 {
+}
+
+/// Writes payment `p` of booking `booking_id`; its id.
+fn payment(conn: &mut PgConnection, booking_id: i64, p: Pay) -> i64 {
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -107,12 +109,12 @@ fn payment(
          RETURNING id",
     )
     .bind::<diesel::sql_types::BigInt, _>(booking_id)
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(capture)
-    .bind::<diesel::sql_types::BigInt, _>(amount)
-    .bind::<diesel::sql_types::Text, _>(currency)
-    .bind::<diesel::sql_types::BigInt, _>(refunded)
-    .bind::<diesel::sql_types::Bool, _>(unhonoured)
-    .bind::<diesel::sql_types::Integer, _>(minutes_ago as i32)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(p.capture)
+    .bind::<diesel::sql_types::BigInt, _>(p.amount)
+    .bind::<diesel::sql_types::Text, _>(p.currency)
+    .bind::<diesel::sql_types::BigInt, _>(p.refunded)
+    .bind::<diesel::sql_types::Bool, _>(p.unhonoured)
+    .bind::<diesel::sql_types::Integer, _>(p.minutes_ago as i32)
     .get_result::<Id>(conn)
     .unwrap()
     .id
@@ -357,24 +359,48 @@ async fn the_dashboard_shows_kpis_per_currency_first() {
         payment(
             &mut c,
             b,
-            Some(if refunded > 0 {
-                "PARTIALLY_REFUNDED"
-            } else {
-                "COMPLETED"
-            }),
-            total,
-            refunded,
-            "EUR",
-            false,
-            minutes,
+            Pay {
+                capture: Some(if refunded > 0 {
+                    "PARTIALLY_REFUNDED"
+                } else {
+                    "COMPLETED"
+                }),
+                amount: total,
+                refunded,
+                currency: "EUR",
+                unhonoured: false,
+                minutes_ago: minutes,
+            },
         );
     }
     // USD: 15.00 paid now; a held basket of 2 seats; money without seats does not count.
     let b = booking(&mut c, &dollar, "D-1", "paid", 1500, 1);
-    payment(&mut c, b, Some("COMPLETED"), 1500, 0, "USD", false, 1);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: Some("COMPLETED"),
+            amount: 1500,
+            refunded: 0,
+            currency: "USD",
+            unhonoured: false,
+            minutes_ago: 1,
+        },
+    );
     booking(&mut c, &dollar, "D-2", "held", 1500, 1);
     let b = booking(&mut c, &dollar, "D-3", "expired", 900, 1);
-    payment(&mut c, b, Some("COMPLETED"), 900, 0, "USD", true, 1);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: Some("COMPLETED"),
+            amount: 900,
+            refunded: 0,
+            currency: "USD",
+            unhonoured: true,
+            minutes_ago: 1,
+        },
+    );
     diesel::sql_query(format!(
         "INSERT INTO refunds (payment_id, request_id, amount_minor, currency, status)
          SELECT id, 'req-1', 100, 'USD', 'REVIEW' FROM payments WHERE booking_id = {b}"
@@ -421,13 +447,46 @@ async fn the_attention_list_has_money_without_seats_refunds_in_review_and_old_pe
     let event = EventSpec::public("harbour-gala", 10).insert(&mut c);
     // Money without seats: captured for an expired booking, not refunded.
     let b = booking(&mut c, &event, "MONEY-1", "expired", 3000, 50);
-    payment(&mut c, b, Some("COMPLETED"), 3000, 0, "EUR", true, 50);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: Some("COMPLETED"),
+            amount: 3000,
+            refunded: 0,
+            currency: "EUR",
+            unhonoured: true,
+            minutes_ago: 50,
+        },
+    );
     // Captured but fully refunded: settled, not listed.
     let b = booking(&mut c, &event, "SETTLED-1", "expired", 3000, 50);
-    payment(&mut c, b, Some("COMPLETED"), 3000, 3000, "EUR", true, 50);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: Some("COMPLETED"),
+            amount: 3000,
+            refunded: 3000,
+            currency: "EUR",
+            unhonoured: true,
+            minutes_ago: 50,
+        },
+    );
     // A refund in review.
     let b = booking(&mut c, &event, "REVIEW-1", "paid", 2000, 50);
-    let p = payment(&mut c, b, Some("COMPLETED"), 2000, 0, "EUR", false, 50);
+    let p = payment(
+        &mut c,
+        b,
+        Pay {
+            capture: Some("COMPLETED"),
+            amount: 2000,
+            refunded: 0,
+            currency: "EUR",
+            unhonoured: false,
+            minutes_ago: 50,
+        },
+    );
     diesel::sql_query(format!(
         "INSERT INTO refunds (payment_id, request_id, amount_minor, currency, status)
          VALUES ({p}, 'req-review', 2000, 'EUR', 'REVIEW')"
@@ -436,9 +495,31 @@ async fn the_attention_list_has_money_without_seats_refunds_in_review_and_old_pe
     .unwrap();
     // Awaiting payment for 45 minutes, and for 5 (too young to list).
     let b = booking(&mut c, &event, "PENDING-OLD", "awaiting_payment", 1000, 45);
-    payment(&mut c, b, None, 1000, 0, "EUR", false, 45);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: None,
+            amount: 1000,
+            refunded: 0,
+            currency: "EUR",
+            unhonoured: false,
+            minutes_ago: 45,
+        },
+    );
     let b = booking(&mut c, &event, "PENDING-NEW", "awaiting_payment", 1000, 5);
-    payment(&mut c, b, None, 1000, 0, "EUR", false, 5);
+    payment(
+        &mut c,
+        b,
+        Pay {
+            capture: None,
+            amount: 1000,
+            refunded: 0,
+            currency: "EUR",
+            unhonoured: false,
+            minutes_ago: 5,
+        },
+    );
 
     let (status, page) = app.get_text("/admin/attention").await;
     assert_eq!(status, 200);
@@ -602,12 +683,14 @@ async fn csv_exports_work_without_a_filter_and_keep_phone_numbers_as_typed() {
     payment(
         &mut c,
         b,
-        Some("PARTIALLY_REFUNDED"),
-        3000,
-        1250,
-        "EUR",
-        false,
-        1,
+        Pay {
+            capture: Some("PARTIALLY_REFUNDED"),
+            amount: 3000,
+            refunded: 1250,
+            currency: "EUR",
+            unhonoured: false,
+            minutes_ago: 1,
+        },
     );
     diesel::sql_query(format!(
         "INSERT INTO attendees (booking_id, ticket_type_id, position, name, email, ticket_code, checked_in_at)
