@@ -178,9 +178,21 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
     let (site_name, version) = (info.site_name.clone(), info.static_version.clone());
     let footer = legal::SiteFooter::default();
     let footer_for_templates = footer.clone();
+    // issue 16: the nav's count of bookings that need attention (per app).
+    let attention = routes::admin::AttentionCount::default();
+    let attention_for_templates = attention.clone();
     let templates = Template::custom(move |engines| {
         let (site_name, version) = (site_name.clone(), version.clone());
+        let attention = attention_for_templates.clone();
+        engines.tera.register_function(
+            "attention_count",
+            move |_: &std::collections::HashMap<String, tera::Value>| Ok(attention.get().into()),
+        );
         let footer = footer_for_templates.clone();
+        // issue 16: states in words on every page ("Awaiting payment").
+        engines
+            .tera
+            .register_filter("state_label", views::state_label_filter);
         engines.tera.register_function(
             "footer",
             move |_: &std::collections::HashMap<String, tera::Value>| Ok(footer.get()),
@@ -212,6 +224,7 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .manage(paypal)
         .manage(std::sync::Arc::new(mailer))
         .manage(auth::LoginLimits::default())
+        .manage(attention)
         .manage(routes::find::FindLimits::default())
         .manage(twofactor::TwoFactor::new(config.admin_require_two_factor))
         .manage(hashing::PasswordHasher::start(
@@ -235,6 +248,7 @@ fn build(config: &Config, db: Db, address: std::net::IpAddr, port: u16) -> Rocke
         .manage(net::IpRateLimit::per_minute(config.hold_rate_per_minute))
         .attach(jobs::fairing())
         .attach(templates)
+        .attach(routes::admin::attention_fairing())
         .attach(fairings::HeadAsGet)
         .attach(fairings::RequestLog)
         .attach(fairings::RefuseBadAddress)

@@ -214,6 +214,8 @@ pub fn run(conn: &mut PgConnection, base_url: &str) -> QueryResult<SeedReport> {
                             waiver_text: demo.waiver.unwrap_or_default().into(),
                         },
                     )?;
+                    // issue 16: the event's currency first; its ticket types must match it.
+                    Event::set_currency(conn, event.id, demo.currency)?;
                     for (position, ty) in demo.types.iter().enumerate() {
                         TicketType::insert(
                             conn,

@@ -332,3 +332,100 @@ mod page_tests {
         assert_eq!(page_offset(i64::MIN, 25), 0);
     }
 }
+
+// issue 16 (admin lists) ---------------------------------------------------------------
+
+/// A state as people read it: every booking, ticket, payment (PayPal order and capture),
+/// refund, outbox and mail-kind value the site stores, in words ("Awaiting payment", not
+/// `awaiting_payment`). Unknown values come back with underscores as spaces and the first
+/// letter capitalised, so nothing shows as a raw code. Registered as the Tera filter
+/// `state_label` ([`state_label_filter`]) for admin and customer pages.
+pub fn state_label(state: &str) -> String {
+    let known = match state {
+        // bookings (SPEC §3)
+        "held" => "Seats held",
+        "awaiting_payment" => "Awaiting payment",
+        "paid" => "Paid",
+        "cancelled" => "Cancelled",
+        "refunded" => "Refunded",
+        "expired" => "Expired",
+        "reversed" => "Payment reversed",
+        // tickets (attendees)
+        "valid" => "Valid",
+        "checked_in" => "Checked in",
+        // outbox
+        "pending" => "Waiting to be sent",
+        "sent" => "Sent",
+        "failed" => "Failed",
+        // mail kinds
+        "confirmation" => "Booking confirmation",
+        "waiver_request" => "Waiver request",
+        "waiver_reminder" => "Waiver reminder",
+        "refund" => "Refund notice",
+        "partial_refund" => "Partial refund notice",
+        "cancellation" => "Cancellation notice",
+        "late_payment" => "Late payment notice",
+        "payment_returned" => "Payment returned",
+        "attendee_ticket" => "Attendee's ticket",
+        "booking_links" => "Booking links",
+        "ticket_cancelled" => "Ticket cancelled",
+        "account_invite" => "Account invite",
+        "password_reset" => "Password reset",
+        // PayPal orders and captures, and refunds
+        "CREATED" => "Order created",
+        "SAVED" => "Order saved",
+        "APPROVED" => "Approved by the buyer",
+        "VOIDED" => "Voided",
+        "PAYER_ACTION_REQUIRED" => "Buyer action needed",
+        "COMPLETED" => "Completed",
+        "PENDING" => "Pending at PayPal",
+        "DECLINED" => "Declined",
+        "DENIED" => "Denied",
+        "PARTIALLY_REFUNDED" => "Partly refunded",
+        "REFUNDED" => "Refunded",
+        "REVERSED" => "Reversed",
+        "FAILED" => "Failed",
+        "CANCELLED" => "Cancelled",
+        "REQUESTED" => "Refund requested",
+        "REVIEW" => "Needs checking in PayPal",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    let words = state.replace('_', " ").to_lowercase();
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The Tera filter `state_label`: `{{ b.state | state_label }}`.
+pub fn state_label_filter(
+    value: &rocket_dyn_templates::tera::Value,
+    _: &std::collections::HashMap<String, rocket_dyn_templates::tera::Value>,
+) -> rocket_dyn_templates::tera::Result<rocket_dyn_templates::tera::Value> {
+    Ok(rocket_dyn_templates::tera::Value::String(state_label(
+        value.as_str().unwrap_or_default(),
+    )))
+}
+
+#[cfg(test)]
+mod state_label_tests {
+    use super::state_label;
+
+    #[test]
+    fn states_read_as_words() {
+        assert_eq!(state_label("awaiting_payment"), "Awaiting payment");
+        assert_eq!(state_label("paid"), "Paid");
+        assert_eq!(state_label("REVIEW"), "Needs checking in PayPal");
+        assert_eq!(state_label("pending"), "Waiting to be sent");
+        assert_eq!(state_label("password_reset"), "Password reset");
+        assert_eq!(state_label("some_new_STATE"), "Some new state");
+        assert_eq!(state_label(""), "");
+        for state in ticketing_db::models::BookingState::ALL {
+            assert!(!state_label(state.as_str()).contains('_'));
+        }
+    }
+}

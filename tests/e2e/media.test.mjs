@@ -58,7 +58,7 @@ journey("5-media", async ({ person }) => {
   await page.getByLabel("Starts (local time)").fill(`${day}T18:00`);
   await page.getByLabel("Ends (local time)").fill(`${day}T21:00`);
   await page.getByLabel("Capacity (all ticket types together)").fill("80");
-  await page.getByLabel("Visibility").selectOption("public");
+  await page.getByLabel("Visibility").selectOption("draft");
   await page.getByLabel("Description", { exact: true }).fill("Lanterns along the river.");
   const png = await drawPng(page);
   await page.getByLabel("Image (optional)").setInputFiles({ name: "lanterns.png", mimeType: "image/png", buffer: png });
@@ -83,6 +83,15 @@ journey("5-media", async ({ person }) => {
   assert.match(preview.src, /\/media\/[0-9a-f]{32}-480\.jpg$/);
   assert.ok(await page.getByLabel("Remove the image").isVisible());
   await admin.check("event-with-image");
+  // issue 16: an event goes public only with a ticket type.
+  const newType = page.locator("form", { has: page.getByRole("heading", { name: "Add a ticket type" }) });
+  await newType.getByLabel("Name").fill("Walker");
+  await newType.getByLabel(/^Price/).fill("8.00");
+  await newType.getByLabel("Capacity").fill("80");
+  await newType.getByRole("button", { name: "Add ticket type" }).click();
+  await page.locator("form h3", { hasText: "Walker" }).waitFor();
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByText("Visibility: public").waitFor();
 
   // A visitor sees the image, the venue with its map link, and who to contact.
   const visitor = await person("visitor");

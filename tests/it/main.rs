@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod admin_lists;
 mod bookings;
 mod checkout_ux;
 mod cli;

@@ -105,7 +105,8 @@ async fn admin(app: &TestApp) -> String {
     hidden_csrf(&page)
 }
 
-/// The fields of a valid event form (public, in 2030), with `extra` added or replacing.
+/// The fields of a valid event form (a draft in 2030: a new event has no ticket types, so
+/// it cannot be public yet; see [`go_live`]), with `extra` added or replacing.
 fn event_fields<'a>(csrf: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut fields = vec![
         ("csrf", csrf),
@@ -116,7 +117,7 @@ fn event_fields<'a>(csrf: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str
         ("starts_at", "2030-05-01T19:00"),
         ("ends_at", "2030-05-01T23:00"),
         ("capacity", "50"),
-        ("visibility", "public"),
+        ("visibility", "draft"),
         ("description", "Pictures."),
     ];
     for (k, v) in extra {
@@ -186,6 +187,24 @@ fn media_rows(app: &TestApp) -> (i64, i64) {
     )
 }
 
+/// Gives the event `slug` a ticket type and makes it `visibility` (public, or private with
+/// a fresh link), as an admin would after adding the type (issue 16: no event goes live
+/// without ticket types).
+fn go_live(app: &TestApp, slug: &str, visibility: &str) -> Event {
+    let mut conn = app.conn();
+    let event = event_by_slug(app, slug);
+    crate::helpers::add_ticket_type(&mut conn, &event, "Seat", 1000, 10);
+    diesel::update(events::table.find(event.id))
+        .set((
+            events::visibility.eq(visibility),
+            events::private_token
+                .eq((visibility == "private").then(ticketing::tokens::private_event_token)),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    event_by_slug(app, slug)
+}
+
 fn event_by_slug(app: &TestApp, slug: &str) -> Event {
     Event::find_by_slug(&mut app.conn(), slug).unwrap()
 }
@@ -241,6 +260,7 @@ async fn variants_are_served_with_their_type_and_a_year_long_cache() {
         assert_eq!((img.width(), img.height()), (w, h));
     }
 
+    go_live(&app, "photo-night", "public");
     let (status, page) = get(&app.client, "/events/photo-night").await;
     assert_eq!(status, Status::Ok);
     let srcset = format!(
@@ -597,7 +617,9 @@ async fn alt_text_is_required_with_an_image_and_removal_is_audited() {
     assert_eq!(e.image_hash, None);
     assert_eq!(e.image_alt, "");
     assert_eq!(media_rows(&app), (0, 0));
-    let (_, page) = get(&app.client, "/events/photo-night").await;
+    go_live(&app, "photo-night", "public");
+    let (status, page) = get(&app.client, "/events/photo-night").await;
+    assert_eq!(status, Status::Ok);
     assert!(!page.contains("event-image"));
 
     let trail: Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)> =
@@ -814,17 +836,13 @@ async fn a_private_events_image_url_is_only_the_hash() {
         "/admin/events",
         &event_fields(
             &csrf,
-            &[
-                ("visibility", "private"),
-                ("slug", "secret-party"),
-                ("image_alt", "Balloons"),
-            ],
+            &[("slug", "secret-party"), ("image_alt", "Balloons")],
         ),
         Some(("p.png", "image/png", &upload)),
     )
     .await;
     assert_eq!(status, Status::SeeOther, "{body}");
-    let e = event_by_slug(&app, "secret-party");
+    let e = go_live(&app, "secret-party", "private");
     let token = e.private_token.clone().unwrap();
     let (status, page) = get(&app.client, &format!("/p/{token}")).await;
     assert_eq!(status, Status::Ok);

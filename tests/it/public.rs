@@ -335,11 +335,13 @@ async fn prices_are_written_by_currency_rules() {
     let tokyo = EventSpec::public("tokyo-night", 5)
         .title("Tokyo Night")
         .insert(&mut c);
-    let t = add_ticket_type(&mut c, &tokyo, "Seat", 3500, 50);
-    diesel::update(ticket_types::table.find(t.id))
+    add_ticket_type(&mut c, &tokyo, "Seat", 3500, 50);
+    // The currency belongs to the event (issue 16); its ticket types follow it.
+    diesel::update(ticket_types::table.filter(ticket_types::event_id.eq(tokyo.id)))
         .set(ticket_types::currency.eq("JPY"))
         .execute(&mut c)
-        .unwrap();
+        .unwrap_err();
+    ticketing::models::Event::set_currency(&mut c, tokyo.id, "JPY").unwrap();
     let gala = EventSpec::public("grand-gala", 6)
         .title("Grand Gala")
         .insert(&mut c);

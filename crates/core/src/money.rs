@@ -29,6 +29,40 @@ pub fn minor_digits(currency: &str) -> u32 {
     }
 }
 
+/// The ISO 4217 currencies PayPal accepts for payments, with their English names: the
+/// choices of an event's currency (issue 16; the database checks the same list).
+pub const PAYPAL_CURRENCIES: [(&str, &str); 24] = [
+    ("AUD", "Australian dollar"),
+    ("BRL", "Brazilian real"),
+    ("CAD", "Canadian dollar"),
+    ("CNY", "Chinese renminbi"),
+    ("CZK", "Czech koruna"),
+    ("DKK", "Danish krone"),
+    ("EUR", "Euro"),
+    ("HKD", "Hong Kong dollar"),
+    ("HUF", "Hungarian forint"),
+    ("ILS", "Israeli new shekel"),
+    ("JPY", "Japanese yen"),
+    ("MYR", "Malaysian ringgit"),
+    ("MXN", "Mexican peso"),
+    ("TWD", "New Taiwan dollar"),
+    ("NZD", "New Zealand dollar"),
+    ("NOK", "Norwegian krone"),
+    ("PHP", "Philippine peso"),
+    ("PLN", "Polish złoty"),
+    ("GBP", "Pound sterling"),
+    ("SGD", "Singapore dollar"),
+    ("SEK", "Swedish krona"),
+    ("CHF", "Swiss franc"),
+    ("THB", "Thai baht"),
+    ("USD", "United States dollar"),
+];
+
+/// True when PayPal accepts `code` (one of [`PAYPAL_CURRENCIES`]).
+pub fn is_paypal_currency(code: &str) -> bool {
+    PAYPAL_CURRENCIES.iter().any(|(c, _)| *c == code)
+}
+
 /// True for a plausible ISO 4217 code: three upper-case ASCII letters.
 pub fn is_currency_code(code: &str) -> bool {
     code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())

@@ -123,6 +123,9 @@ diesel::table! {
         waiver_text -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        // issue 16: one currency per event (ticket types follow it by foreign key)
+        #[max_length = 3]
+        currency -> Bpchar,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The audit log (admins only): who changed what and when, with each entry's before/after
-//! snapshots shown as readable lines, filtered by action.
+//! The audit log (admins only): who changed what and when (UTC), with each entry's
+//! before/after snapshots shown as readable lines and a link to the thing that changed,
+//! filtered by a choice of the actions present.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -11,7 +12,8 @@ use super::page;
 use crate::auth::Admin;
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::schema::{audit_log, users};
+use crate::schema::{attendees, audit_log, outbox, ticket_types, users};
+use std::collections::HashMap;
 
 /// (id, who, action, entity, entity id, before, after, ip, when).
 type AuditRow = (
@@ -36,7 +38,7 @@ pub(super) async fn audit_page(
         .map(|a| a.chars().take(60).collect::<String>())
         .filter(|a| !a.is_empty());
     let a2 = action.clone();
-    let rows: Vec<AuditRow> = db
+    let (rows, actions, links) = db
         .run(move |conn| {
             let mut q = audit_log::table
                 .left_join(users::table)
@@ -57,15 +59,88 @@ pub(super) async fn audit_page(
             if let Some(a) = a2 {
                 q = q.filter(audit_log::action.eq(a));
             }
-            Ok(q.load(conn)?)
+            let rows: Vec<AuditRow> = q.load(conn)?;
+            let actions: Vec<String> = audit_log::table
+                .select(audit_log::action)
+                .distinct()
+                .order(audit_log::action)
+                .load(conn)?;
+            let links = Links::load(conn, &rows)?;
+            Ok((rows, actions, links))
         })
         .await?;
-    let list: Vec<_> = rows.iter().map(|r| json!({ "id": r.0, "who": r.1, "action": r.2, "entity": r.3, "entity_id": r.4, "changes": audit_changes(r.5.as_ref(), r.6.as_ref()), "ip": r.7, "at": r.8.format("%Y-%m-%d %H:%M:%S UTC").to_string() })).collect();
+    let list: Vec<_> = rows.iter().map(|r| json!({ "id": r.0, "who": r.1, "action": r.2, "entity": r.3, "entity_id": r.4, "link": links.of(&r.3, r.4), "changes": audit_changes(r.5.as_ref(), r.6.as_ref()), "ip": r.7, "at": r.8.format("%Y-%m-%d %H:%M:%S").to_string() })).collect();
     Ok(page(
         "admin/audit",
         &admin.0,
-        json!({ "title": "Audit log", "entries": list, "action": action }),
+        json!({ "title": "Audit log", "entries": list, "action": action, "actions": actions }),
     ))
+}
+
+/// Where each entry's changed thing is shown: a ticket type on its event's page, an
+/// attendee or a mail on its booking's.
+struct Links {
+    ticket_type_events: HashMap<i64, i64>,
+    attendee_bookings: HashMap<i64, i64>,
+    mail_bookings: HashMap<i64, i64>,
+}
+
+impl Links {
+    fn load(conn: &mut PgConnection, rows: &[AuditRow]) -> QueryResult<Links> {
+        let ids = |entity: &str| -> Vec<i64> {
+            rows.iter()
+                .filter(|r| r.3 == entity)
+                .filter_map(|r| r.4)
+                .collect()
+        };
+        let ticket_type_events = ticket_types::table
+            .filter(ticket_types::id.eq_any(ids("ticket_type")))
+            .select((ticket_types::id, ticket_types::event_id))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+        let attendee_bookings = attendees::table
+            .filter(attendees::id.eq_any(ids("attendee")))
+            .select((attendees::id, attendees::booking_id))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+        let mail_bookings = outbox::table
+            .filter(outbox::id.eq_any(ids("outbox")))
+            .filter(outbox::booking_id.is_not_null())
+            .select((outbox::id, outbox::booking_id.assume_not_null()))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect();
+        Ok(Links {
+            ticket_type_events,
+            attendee_bookings,
+            mail_bookings,
+        })
+    }
+
+    /// The admin page of `entity` `id`, if it has one.
+    fn of(&self, entity: &str, id: Option<i64>) -> Option<String> {
+        match (entity, id) {
+            ("booking", Some(id)) => Some(format!("/admin/bookings/{id}")),
+            ("event", Some(id)) => Some(format!("/admin/events/{id}")),
+            ("ticket_type", Some(id)) => self
+                .ticket_type_events
+                .get(&id)
+                .map(|e| format!("/admin/events/{e}#tt{id}-name")),
+            ("attendee", Some(id)) => self
+                .attendee_bookings
+                .get(&id)
+                .map(|b| format!("/admin/bookings/{b}")),
+            ("outbox", Some(id)) => self
+                .mail_bookings
+                .get(&id)
+                .map(|b| format!("/admin/bookings/{b}")),
+            ("user", Some(id)) => Some(format!("/admin/users#user-{id}")),
+            ("organiser" | "legal_page", _) => Some("/admin/settings".to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// An audit entry's before/after snapshots as readable lines: `field: old → new` for what

@@ -85,15 +85,29 @@ pub(super) async fn bookings_list(
         .await?;
     let list: Vec<_> = rows
         .iter()
-        .map(|(b, e)| json!({ "id": b.id, "reference": b.reference, "buyer": b.buyer_name, "email": b.buyer_email, "event": e.title, "state": b.state, "seats": b.seats, "total": b.total().display(), "created": timefmt::local_datetime(b.created_at, e.tz()) }))
+        .map(|(b, e)| json!({ "id": b.id, "reference": b.reference, "buyer": b.buyer_name, "email": b.buyer_email, "event": e.title, "state": b.state, "seats": b.seats, "total": b.total().display(), "created": timefmt::local_datetime(b.created_at, e.tz()), "zone": e.timezone }))
         .collect();
+    // The export links carry the list's filters (none: every event).
+    let export_query = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(e) = event {
+            query.append_pair("event", &e.to_string());
+        }
+        if !q.is_empty() {
+            query.append_pair("q", &q);
+        }
+        if let Some(s) = &state {
+            query.append_pair("state", s);
+        }
+        query.finish()
+    };
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     Ok(self::page(
         "admin/bookings",
         &staff,
         json!({
             "title": "Bookings", "bookings": list, "total": total, "page": page_no, "pages": pages,
-            "q": q, "event": event, "state": state, "events": event_list.iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
+            "q": q, "event": event, "state": state, "export_query": export_query, "events": event_list.iter().map(|(id, t)| json!({"id": id, "title": t})).collect::<Vec<_>>(),
             "states": ["held", "awaiting_payment", "paid", "cancelled", "refunded", "expired", "reversed"],
         }),
     ))
@@ -168,7 +182,7 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
             Ok(json!({
                 "title": format!("Booking {}", b.reference),
                 "b": { "id": b.id, "reference": b.reference, "state": b.state, "buyer": b.buyer_name, "email": b.buyer_email, "phone": b.buyer_phone, "seats": b.seats, "total": b.total().display(), "total_minor": b.total_minor, "currency": b.currency, "created": timefmt::local_datetime(b.created_at, tz) },
-                "event": { "title": e.title, "when": timefmt::local_range(e.starts_at, e.ends_at, tz) },
+                "event": { "id": e.id, "title": e.title, "when": timefmt::local_range(e.starts_at, e.ends_at, tz), "zone": e.timezone },
                 "attendees": people.iter().map(|a| {
                     let w = ws.iter().find(|w| w.attendee_id == a.id);
                     let ticket = crate::bookings::TicketState::of(a);
@@ -181,11 +195,11 @@ async fn detail_ctx(db: &Db, id: i64) -> AppResult<serde_json::Value> {
                 }).collect::<Vec<_>>(),
                 "valid_tickets": people.iter().filter(|a| a.cancelled_at.is_none()).count(),
                 "history": history.iter().map(|h| json!({ "from": h.from_state, "to": h.to_state, "note": h.note, "at": timefmt::local_datetime(h.created_at, tz) })).collect::<Vec<_>>(),
-                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).display(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
+                "payment": payment.map(|p| json!({ "order_id": p.order_id, "capture_id": p.capture_id, "status": p.capture_status.clone().unwrap_or(p.order_status.clone()), "amount": crate::money::Money::new(p.amount_minor, &p.currency).display(), "refunded": crate::money::Money::new(p.refunded_minor, &p.currency).amount(), "refundable": crate::money::Money::new(p.amount_minor - p.refunded_minor, &p.currency).decimal_string(), "refunds": refund_list, "form_token": crate::tokens::url_token(18),
                     "holds_money": matches!(p.capture_status.as_deref(), Some("COMPLETED" | "PARTIALLY_REFUNDED")) && p.refunded_minor < p.amount_minor,
                     "unhonoured": p.unhonoured_at.is_some() })),
                 "errors": {},
-                "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email })).collect::<Vec<_>>(),
+                "mails": mails.iter().map(|m| json!({ "id": m.id, "kind": m.kind, "subject": m.subject, "state": m.state, "attempts": m.attempts, "error": m.last_error, "to": m.to_email, "created": timefmt::local_datetime(m.created_at, tz) })).collect::<Vec<_>>(),
             }))
         })
         .await

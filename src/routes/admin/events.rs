@@ -66,6 +66,9 @@ pub struct EventForm {
     image_alt: String,
     #[field(default = false)]
     remove_image: bool,
+    /// issue 16: the currency of all the event's prices (one of the PayPal list).
+    #[field(default = String::from("EUR"))]
+    currency: String,
 }
 
 csrf_form!(EventForm);
@@ -138,6 +141,12 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
     if visibility.is_none() {
         errors.insert("visibility", "Choose draft, public or private.".to_string());
     }
+    if !crate::money::is_paypal_currency(f.currency.trim()) {
+        errors.insert(
+            "currency",
+            "Choose one of the listed currencies (those PayPal accepts).".to_string(),
+        );
+    }
     if f.waiver_required && waiver_text.is_empty() && !errors.contains_key("waiver_text") {
         errors.insert(
             "waiver_text",
@@ -162,6 +171,19 @@ fn check_event(f: &EventForm) -> Result<NewEvent, HashMap<&'static str, String>>
         waiver_required: f.waiver_required,
         waiver_text,
     })
+}
+
+/// The message for a visibility that would publish an event without ticket types (issue
+/// 16: such an event could be listed with nothing to buy).
+pub(super) const NO_TICKET_TYPES: &str =
+    "Add a ticket type first: an event without ticket types stays a draft.";
+
+/// The choices of the event form's currency select: code, name, and whether chosen.
+fn currency_choices(chosen: &str) -> Vec<Value> {
+    crate::money::PAYPAL_CURRENCIES
+        .iter()
+        .map(|(code, name)| json!({ "code": code, "name": name, "selected": *code == chosen }))
+        .collect()
 }
 
 // media (issue 15) ---------------------------------------------------------------------
@@ -356,7 +378,7 @@ fn event_json(e: &Event) -> Value {
             "seats_taken": e.seats_taken, "starts_at": e.starts_at.to_rfc3339(), "ends_at": e.ends_at.to_rfc3339(),
             "timezone": e.timezone, "venue": e.venue, "waiver_required": e.waiver_required, "waiver_text": e.waiver_text,
             "venue_address": e.venue_address, "venue_latitude": e.venue_latitude, "venue_longitude": e.venue_longitude,
-            "image": e.image_hash, "image_alt": e.image_alt })
+            "image": e.image_hash, "image_alt": e.image_alt, "currency": e.currency })
 }
 
 pub(super) fn form_from(e: &Event) -> EventForm {
@@ -380,6 +402,7 @@ pub(super) fn form_from(e: &Event) -> EventForm {
         image: media::Upload::None,
         image_alt: e.image_alt.clone(),
         remove_image: false,
+        currency: e.currency.clone(),
     }
 }
 
@@ -394,7 +417,7 @@ pub(super) async fn events_list(db: &State<Db>, admin: Admin) -> AppResult<Templ
                 .load(conn)?)
         })
         .await?;
-    let rows: Vec<Value> = list.iter().map(|e| json!({ "id": e.id, "title": e.title, "visibility": e.visibility, "when": timefmt::local_datetime(e.starts_at, e.tz()), "taken": e.seats_taken, "capacity": e.capacity })).collect();
+    let rows: Vec<Value> = list.iter().map(|e| json!({ "id": e.id, "title": e.title, "visibility": e.visibility, "when": timefmt::local_datetime(e.starts_at, e.tz()), "zone": e.timezone, "taken": e.seats_taken, "capacity": e.capacity, "currency": e.currency })).collect();
     Ok(page(
         "admin/events",
         &admin.0,
@@ -407,7 +430,7 @@ pub(super) fn new_event(admin: Admin) -> Template {
     page(
         "admin/event_form",
         &admin.0,
-        json!({ "title": "New event", "form": EventForm { timezone: "Europe/Berlin".into(), capacity: "100".into(), visibility: "draft".into(), ..<EventForm as Default>::default() }, "errors": {}, "event": null }),
+        json!({ "title": "New event", "form": EventForm { timezone: "Europe/Berlin".into(), capacity: "100".into(), visibility: "draft".into(), currency: "EUR".into(), ..<EventForm as Default>::default() }, "currencies": currency_choices("EUR"), "errors": {}, "event": null }),
     )
 }
 
@@ -419,23 +442,38 @@ pub(super) async fn create_event(
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
     let (new, media_edit) = match check_all(&f, false).await {
-        Ok(n) => n,
-        Err(errors) => {
+        // A new event has no ticket types yet: it starts as a draft (issue 16).
+        Ok(n) if n.0.visibility == "draft" => n,
+        checked => {
+            // Refused only for its visibility: the checked file must be chosen again.
+            let late = checked.is_ok();
+            let mut errors = checked.err().unwrap_or_default();
+            if f.visibility.trim() != "draft" && !errors.contains_key("visibility") {
+                errors.insert("visibility", NO_TICKET_TYPES.to_string());
+            }
+            let errors = if late {
+                upload_lost(&f, json!(errors))
+            } else {
+                json!(errors)
+            };
+            let currencies = currency_choices(f.currency.trim());
             return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
                     &staff,
-                    json!({ "title": "New event", "form": f, "errors": errors, "event": null }),
+                    json!({ "title": "New event", "form": f, "currencies": currencies, "errors": errors, "event": null }),
                 ),
-            )))
+            )));
         }
     };
+    let currency = f.currency.trim().to_string();
     let s2 = staff.clone();
     let created = db
         .run(move |conn| {
             let r = conn.transaction(|conn| {
                 let e = Event::insert(conn, &new)?;
+                Event::set_currency(conn, e.id, &currency)?;
                 save_media(conn, e.id, &media_edit)?;
                 let e = Event::find(conn, e.id)?;
                 if e.waiver_required {
@@ -475,7 +513,7 @@ pub(super) async fn create_event(
             page(
                 "admin/event_form",
                 &staff,
-                json!({ "title": "New event", "errors": upload_lost(&f, json!({ "slug": "Another event already uses this slug." })), "form": f, "event": null }),
+                json!({ "title": "New event", "errors": upload_lost(&f, json!({ "slug": "Another event already uses this slug." })), "currencies": currency_choices(f.currency.trim()), "form": f, "event": null }),
             ),
         ))),
     }
@@ -503,8 +541,9 @@ pub(super) fn edit_ctx(
     errors: Value,
     tt: Value,
 ) -> Value {
-    json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt,
-            "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")), "image": image_json(e) },
+    let currencies = currency_choices(form.currency.trim());
+    json!({ "title": format!("Edit {}", e.title), "form": form, "errors": errors, "tt": tt, "currencies": currencies,
+            "event": { "id": e.id, "visibility": e.visibility, "slug": e.slug, "taken": e.seats_taken, "private_url": e.private_token.as_ref().map(|t| format!("/p/{t}")), "image": image_json(e), "currency": e.currency, "no_types": types.is_empty() },
             "types": types_json(types, e.tz()) })
 }
 
@@ -528,19 +567,32 @@ pub(super) async fn update_event(
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
     let (before, types) = event_page_ctx(db, id).await?;
+    let no_types = types.is_empty();
     let (new, media_edit) = match check_all(&f, before.image_hash.is_some()).await {
-        Ok(n) => n,
-        Err(errors) => {
+        // No event goes public or private without ticket types (issue 16).
+        Ok(n) if !no_types || n.0.visibility == "draft" => n,
+        checked => {
+            let late = checked.is_ok();
+            let mut errors = checked.err().unwrap_or_default();
+            if no_types && f.visibility.trim() != "draft" {
+                errors.insert("visibility", NO_TICKET_TYPES.to_string());
+            }
+            let errors = if late {
+                upload_lost(&f, json!(errors))
+            } else {
+                json!(errors)
+            };
             return Ok(Page::Status((
                 Status::UnprocessableEntity,
                 page(
                     "admin/event_form",
                     &staff,
-                    edit_ctx(&before, &types, f, json!(errors), json!({})),
+                    edit_ctx(&before, &types, f, errors, json!({})),
                 ),
-            )))
+            )));
         }
     };
+    let currency = f.currency.trim().to_string();
     let s2 = staff.clone();
     let result = db
         .run(move |conn| {
@@ -552,10 +604,29 @@ pub(super) async fn update_event(
                     .select(Event::as_select())
                     .first(conn)?;
                 if new.capacity < current.seats_taken {
-                    return Ok(Err(format!(
-                        "{} seats are already taken; the capacity cannot be lower.",
-                        current.seats_taken
+                    return Ok(Err((
+                        "capacity",
+                        format!(
+                            "{} seats are already taken; the capacity cannot be lower.",
+                            current.seats_taken
+                        ),
                     )));
+                }
+                if currency != current.currency {
+                    let booked: i64 = crate::schema::bookings::table
+                        .filter(crate::schema::bookings::event_id.eq(id))
+                        .count()
+                        .get_result(conn)?;
+                    if booked > 0 {
+                        return Ok(Err((
+                            "currency",
+                            format!(
+                                "The event has {booked} booking(s) in {}; its currency cannot change.",
+                                current.currency
+                            ),
+                        )));
+                    }
+                    Event::set_currency(conn, id, &currency)?;
                 }
                 let token = private_token_after(
                     &current,
@@ -603,10 +674,10 @@ pub(super) async fn update_event(
             availability.nudge();
             Ok(Page::Redirect(Redirect::to(format!("/admin/events/{id}"))))
         }
-        Ok(Err(msg)) => Ok(Page::Status((
+        Ok(Err((field, msg))) => Ok(Page::Status((
             Status::UnprocessableEntity,
             page("admin/event_form", &staff, {
-                let errors = upload_lost(&f, json!({ "capacity": msg }));
+                let errors = upload_lost(&f, json!({ field: msg }));
                 edit_ctx(&before, &types, f, errors, json!({}))
             }),
         ))),
@@ -638,10 +709,30 @@ pub(super) async fn event_action(
     id: i64,
     action: &str,
     form: AdminForm<CsrfOnly>,
-) -> AppResult<Redirect> {
+) -> AppResult<Page> {
     let AdminForm { staff, .. } = form;
     if !["publish", "unpublish", "rotate", "duplicate"].contains(&action) {
         return Err(AppError::not_found());
+    }
+    if action == "publish" {
+        // issue 16: no event goes public with nothing to buy.
+        let (e, types) = event_page_ctx(db, id).await?;
+        if types.is_empty() {
+            return Ok(Page::Status((
+                Status::UnprocessableEntity,
+                page(
+                    "admin/event_form",
+                    &staff,
+                    edit_ctx(
+                        &e,
+                        &types,
+                        form_from(&e),
+                        json!({ "visibility": NO_TICKET_TYPES }),
+                        json!({}),
+                    ),
+                ),
+            )));
+        }
     }
     let action = action.to_string();
     let target = db
@@ -696,6 +787,7 @@ pub(super) async fn event_action(
                                 waiver_text: before.waiver_text.clone(),
                             },
                         )?;
+                        Event::set_currency(conn, copy.id, &before.currency)?;
                         // media (issue 15): the copy shows the same venue and image.
                         Event::set_place(conn, copy.id, &before.place())?;
                         if before.image_hash.is_some() {
@@ -749,7 +841,9 @@ pub(super) async fn event_action(
     caches.invalidate();
     // Open live streams learn at once that their link may have stopped working.
     availability.nudge();
-    Ok(Redirect::to(format!("/admin/events/{target}")))
+    Ok(Page::Redirect(Redirect::to(format!(
+        "/admin/events/{target}"
+    ))))
 }
 
 /// The private token an event has after its visibility becomes `to`: kept while it stays

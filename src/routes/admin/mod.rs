@@ -37,6 +37,7 @@ macro_rules! csrf_form {
 }
 
 mod account_links;
+mod attention;
 mod audit;
 mod bookings;
 mod checkin;
@@ -51,6 +52,7 @@ mod ticket_types;
 mod twofactor;
 mod users;
 
+pub use attention::{fairing as attention_fairing, AttentionCount};
 pub use audit::audit_changes;
 pub use exports::{csv_safe, Csv};
 
@@ -66,6 +68,7 @@ pub fn routes() -> Vec<Route> {
         users::invite_user,
         users::change_role,
         dashboard::dashboard,
+        attention::attention_page,
         bookings::bookings_list,
         bookings::booking_detail,
         bookings::cancel_booking,
@@ -76,6 +79,7 @@ pub fn routes() -> Vec<Route> {
         checkin::checkin_page,
         checkin::checkin,
         outbox::outbox_page,
+        outbox::resend_confirm,
         audit::audit_page,
         exports::export_csv,
         exports::export_bookings_csv,

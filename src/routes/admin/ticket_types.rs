@@ -1,7 +1,8 @@
 //! Ticket types and prices of an event (admins only): add a type, or change one's name,
 //! price, capacity, per-booking limit and sales window. A capacity never drops below the
-//! seats taken and a currency never changes once seats are sold. Messages come back on the
-//! event's edit page next to the form that was sent.
+//! seats taken. Prices are in the event's currency (issue 16: chosen on the event form; the
+//! database refuses a ticket type in any other). Messages come back on the event's edit page
+//! next to the form that was sent.
 
 use std::collections::HashMap;
 
@@ -32,8 +33,6 @@ pub struct TicketTypeForm {
     description: String,
     #[field(default = String::new())]
     price: String,
-    #[field(default = String::from("EUR"))]
-    currency: String,
     #[field(default = String::new())]
     capacity: String,
     #[field(default = String::from("10"))]
@@ -49,6 +48,7 @@ csrf_form!(TicketTypeForm);
 fn check_type(
     f: &TicketTypeForm,
     tz: chrono_tz::Tz,
+    currency: &str,
 ) -> Result<NewTicketType, HashMap<&'static str, String>> {
     let mut errors = HashMap::new();
     use ticketing_core::validate::{required_line, single_line};
@@ -58,20 +58,13 @@ fn check_type(
     let description = single_line(&f.description, 500)
         .map_err(|e| errors.insert("description", e))
         .unwrap_or_default();
-    let currency = f.currency.trim().to_uppercase();
-    if !crate::money::is_currency_code(&currency) {
-        errors.insert(
-            "currency",
-            "Enter a three-letter ISO currency code such as EUR.".to_string(),
-        );
-    }
-    let price = parse_amount(&f.price, &currency);
+    let price = parse_amount(&f.price, currency);
     if price.is_none() {
         errors.insert(
             "price",
             format!(
                 "Enter the price like 25.00 (0 for free; {} decimals for {currency}).",
-                crate::money::minor_digits(&currency)
+                crate::money::minor_digits(currency)
             ),
         );
     }
@@ -102,7 +95,7 @@ fn check_type(
         name,
         description,
         price_minor: price.unwrap(),
-        currency,
+        currency: currency.to_string(),
         capacity: capacity.unwrap(),
         sales_open_at: opens,
         sales_close_at: closes,
@@ -150,7 +143,7 @@ pub(super) async fn create_ticket_type(
 ) -> AppResult<Page> {
     let AdminForm { staff, form: f } = form;
     let (event, types) = event_page_ctx(db, id).await?;
-    let mut new = match check_type(&f, event.tz()) {
+    let mut new = match check_type(&f, event.tz(), &event.currency) {
         Ok(n) => n,
         Err(errors) => {
             return Ok(type_errors_page(
@@ -166,7 +159,14 @@ pub(super) async fn create_ticket_type(
     new.event_id = id;
     new.position = types.len() as i32;
     db.run(move |conn| {
+        let mut new = new;
         conn.transaction(|conn| {
+            // The event's currency as it is now (locked, so it cannot change meanwhile).
+            new.currency = events::table
+                .find(new.event_id)
+                .for_update()
+                .select(events::currency)
+                .first(conn)?;
             let t = TicketType::insert(conn, &new)?;
             auth::audit(
                 conn,
@@ -207,7 +207,7 @@ pub(super) async fn update_ticket_type(
     let key = id.to_string();
     let show_error =
         |errors: Value| type_errors_page(&staff, &event, &types, &key, errors, submitted.clone());
-    let new = match check_type(&f, event.tz()) {
+    let new = match check_type(&f, event.tz(), &event.currency) {
         Ok(n) => n,
         Err(errors) => return Ok(show_error(json!(errors))),
     };
@@ -232,17 +232,11 @@ pub(super) async fn update_ticket_type(
                         before.seats_taken
                     )));
                 }
-                if new.currency != before.currency && before.seats_taken > 0 {
-                    return Ok(Err(
-                        "The currency cannot change once seats are taken.".to_string()
-                    ));
-                }
                 diesel::update(ticket_types::table.find(id))
                     .set((
                         ticket_types::name.eq(&new.name),
                         ticket_types::description.eq(&new.description),
                         ticket_types::price_minor.eq(new.price_minor),
-                        ticket_types::currency.eq(&new.currency),
                         ticket_types::capacity.eq(new.capacity),
                         ticket_types::max_per_booking.eq(new.max_per_booking),
                         ticket_types::sales_open_at.eq(new.sales_open_at),

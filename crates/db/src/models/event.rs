@@ -63,6 +63,9 @@ pub struct Event {
     pub waiver_text: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The currency of every price of the event (issue 16): one of
+    /// `ticketing_core::money::PAYPAL_CURRENCIES`; its ticket types follow it.
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -267,6 +270,18 @@ impl Event {
     }
 
     /// Sets the venue's address and coordinates.
+    /// Sets the event's currency (issue 16); the database carries it to the event's ticket
+    /// types (foreign key on `(event_id, currency)` with ON UPDATE CASCADE).
+    pub fn set_currency(conn: &mut PgConnection, id: i64, currency: &str) -> QueryResult<()> {
+        diesel::update(events::table.find(id))
+            .set((
+                events::currency.eq(currency),
+                events::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     pub fn set_place(conn: &mut PgConnection, id: i64, place: &EventPlace) -> QueryResult<()> {
         diesel::update(events::table.find(id))
             .set((place, events::updated_at.eq(diesel::dsl::now)))
