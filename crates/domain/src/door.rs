@@ -248,8 +248,8 @@ pub fn key(conn: &mut PgConnection, event_id: i64) -> QueryResult<DoorKey> {
     let pkcs8 = match existing {
         Some(p) => p,
         None => {
-            let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-                .map_err(|_| {
+            let doc =
+                Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).map_err(|_| {
                     diesel::result::Error::QueryBuilderError("no randomness for a key".into())
                 })?;
             let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| {
