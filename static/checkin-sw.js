@@ -8,6 +8,13 @@ var CACHE = "door-checkin-v1";
 self.addEventListener("install", function () { self.skipWaiting(); });
 self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim()); });
 
+// The check-in page asks for its own page and files to be cached.
+self.addEventListener("message", function (e) {
+  var urls = e.data && Array.isArray(e.data.cache) ? e.data.cache : [];
+  var own = urls.filter(function (u) { return typeof u === "string" && u.charAt(0) === "/"; });
+  e.waitUntil(caches.open(CACHE).then(function (c) { return c.addAll(own); }).catch(function () {}));
+});
+
 self.addEventListener("fetch", function (e) {
   var req = e.request;
   if (req.method !== "GET") return;

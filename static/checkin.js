@@ -42,7 +42,6 @@
   var csrf = root.getAttribute("data-csrf");
   var banner = document.getElementById("door-offline");
   var state = document.getElementById("door-offline-state");
-  var CACHE = "door-checkin-v1";
 
   function deviceId() {
     var id = localStorage.getItem("door-device");
@@ -98,14 +97,17 @@
       });
   }
 
-  // Caches this page and its files, so the service worker can serve them offline.
+  // Asks the service worker to cache this event's page and its files (the worker fetches
+  // them, so that leaving the page does not cut the caching short).
   function cacheShell() {
-    if (!("caches" in window)) return;
-    var urls = [location.pathname];
+    if (!("serviceWorker" in navigator)) return;
+    var urls = ["/admin/checkin/" + eventId];
     document.querySelectorAll("link[rel=stylesheet], link[rel=manifest], script[src]").forEach(function (el) {
       urls.push(el.getAttribute("href") || el.getAttribute("src"));
     });
-    caches.open(CACHE).then(function (c) { return c.addAll(urls); }).catch(function () {});
+    navigator.serviceWorker.ready.then(function (reg) {
+      if (reg.active) reg.active.postMessage({ cache: urls });
+    });
   }
 
   if ("serviceWorker" in navigator) {

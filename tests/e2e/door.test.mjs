@@ -35,7 +35,7 @@ async function codeOf(page, name) {
 
 /** Types `code` into the door's form and checks it in; the result's message element. */
 async function checkIn(page, code) {
-  await page.getByLabel("Ticket code").fill(code);
+  await page.getByLabel("Ticket code", { exact: true }).fill(code);
   await page.getByRole("button", { name: "Check in", exact: true }).click();
   const result = page.locator("[data-result]");
   await result.waitFor();
@@ -44,7 +44,7 @@ async function checkIn(page, code) {
 
 async function nextTicket(page) {
   await page.locator("#door-next").click();
-  await page.getByLabel("Ticket code").waitFor();
+  await page.getByLabel("Ticket code", { exact: true }).waitFor();
   assert.equal(await page.evaluate(() => document.activeElement?.id), "code", "focus back on the code field");
 }
 
@@ -216,7 +216,7 @@ journey("5-door-staff", async ({ person }) => {
   await nextTicket(second.page);
   // The page itself comes from the service worker while offline.
   await second.page.reload();
-  await second.page.getByLabel("Ticket code").waitFor();
+  await second.page.getByLabel("Ticket code", { exact: true }).waitFor();
 
   // Back online: the first device's scans reach the server first and win; the second is told.
   await door.page.context().setOffline(false);
