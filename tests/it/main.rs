@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod admin_lists;
 mod bookings;
+mod checkin;
 mod checkout_ux;
 mod cli;
 mod config;

@@ -438,7 +438,7 @@ impl Renderer {
         let cid = |code: &str| format!("qr-{code}@{host}");
         let mut inline = Vec::new();
         for t in &tickets {
-            match crate::tickets_pdf::qr_png(&t.code, 4) {
+            match crate::tickets_pdf::qr_png(&t.qr, 4) {
                 Ok(png) => inline.push((cid(&t.code), png)),
                 Err(e) => tracing::error!(outbox = id, error = %e, "QR image not made"),
             }

@@ -1,7 +1,8 @@
 //! Tickets as files: a PDF with one A4 page per attendee (event, date and time in the event's
 //! zone, venue, attendee, ticket type, ticket code and its QR code drawn as vector squares),
 //! and the same QR code as a small PNG for the inline image of a ticket mail. The QR payload
-//! is the ticket code, as on the booking page and at the door's check-in.
+//! is the ticket code signed with the event's door key (`ticketing_domain::door`:
+//! `CODE.<signature>`), which check-in verifies, offline too; the printed code is unchanged.
 //!
 //! Only a paid booking has tickets ([`booking_tickets`]); the booking page's download routes
 //! and the mail sender both render from the booking as it is now (tests
@@ -25,6 +26,8 @@ pub struct Ticket {
     pub attendee_name: String,
     pub ticket_type: String,
     pub code: String,
+    /// The QR payload: the code and its signature.
+    pub qr: String,
     pub reference: String,
 }
 
@@ -42,6 +45,7 @@ pub fn booking_tickets(
     let event = Event::find(conn, booking.event_id)?;
     let types = TicketType::for_events(conn, &[event.id])?;
     let when = timefmt::local_range(event.starts_at, event.ends_at, event.tz());
+    let key = ticketing_domain::door::key(conn, event.id)?;
     Ok(booking
         .attendees(conn)?
         .into_iter()
@@ -61,6 +65,7 @@ pub fn booking_tickets(
                 .map(|t| t.name.clone())
                 .unwrap_or_default(),
             attendee_name: a.name,
+            qr: key.payload(&a.ticket_code),
             code: a.ticket_code,
             reference: booking.reference.clone(),
         })
@@ -114,7 +119,7 @@ pub fn render(title: &str, tickets: &[Ticket]) -> Result<Vec<u8>, String> {
             }
         }
         y -= 4.0;
-        draw_qr(&layer, &t.code, MARGIN, y - QR_SIZE, QR_SIZE)?;
+        draw_qr(&layer, &t.qr, MARGIN, y - QR_SIZE, QR_SIZE)?;
         y -= QR_SIZE + 10.0;
         layer.use_text(
             winansi(&format!(
@@ -256,6 +261,7 @@ mod tests {
             attendee_name: name.into(),
             ticket_type: "Standing".into(),
             code: code.into(),
+            qr: format!("{code}.c2lnbmF0dXJl"),
             reference: "BK-7Q2X".into(),
         }
     }

@@ -28,6 +28,8 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamptz>,
         cancel_state -> Nullable<Text>,
         cancel_reason -> Text,
+        checked_in_by -> Nullable<Int8>,
+        checked_in_device -> Nullable<Text>,
     }
 }
 
@@ -97,6 +99,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    door_keys (event_id) {
+        event_id -> Int8,
+        private_pkcs8 -> Bytea,
+        public_key -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    door_scans (id) {
+        id -> Int8,
+        event_id -> Int8,
+        attendee_id -> Nullable<Int8>,
+        device_id -> Text,
+        ticket_code -> Text,
+        scanned_at -> Timestamptz,
+        received_at -> Timestamptz,
+        user_id -> Nullable<Int8>,
+        outcome -> Text,
+        message -> Text,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Int8,
         slug -> Text,
@@ -123,6 +149,7 @@ diesel::table! {
         waiver_text -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        door_waiver_policy -> Text,
         // issue 16: one currency per event (ticket types follow it by foreign key)
         #[max_length = 3]
         currency -> Bpchar,
@@ -290,6 +317,8 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         text_sha256 -> Nullable<Text>,
         created_at -> Timestamptz,
+        signed_at_door -> Bool,
+        signed_by_user_id -> Nullable<Int8>,
     }
 }
 
@@ -345,6 +374,8 @@ diesel::joinable!(booking_history -> bookings (booking_id));
 diesel::joinable!(booking_items -> bookings (booking_id));
 diesel::joinable!(booking_items -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> events (event_id));
+diesel::joinable!(door_keys -> events (event_id));
+diesel::joinable!(door_scans -> events (event_id));
 diesel::joinable!(payments -> bookings (booking_id));
 diesel::joinable!(outbox -> bookings (booking_id));
 diesel::joinable!(password_links -> users (user_id));
@@ -364,6 +395,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     booking_history,
     booking_items,
     bookings,
+    door_keys,
+    door_scans,
     events,
     legal_pages,
     media_images,

@@ -8,5 +8,6 @@
 pub mod accounts;
 pub mod audit;
 pub mod bookings;
+pub mod door;
 pub mod outbox;
 pub mod waivers;

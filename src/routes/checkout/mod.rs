@@ -75,6 +75,8 @@ struct Loaded {
     attendees: Vec<Attendee>,
     types: Vec<TicketType>,
     waivers: Vec<crate::waivers::Waiver>,
+    /// Signs the QR codes (door check-in verifies them).
+    qr_key: ticketing_domain::door::DoorKey,
 }
 
 impl Loaded {
@@ -105,6 +107,7 @@ fn load_on(conn: &mut diesel::PgConnection, token: &str) -> AppResult<Loaded> {
     let attendees = booking.attendees(conn)?;
     let ids: Vec<i64> = attendees.iter().map(|a| a.id).collect();
     let waivers = crate::waivers::for_attendees(conn, &ids)?;
+    let qr_key = ticketing_domain::door::key(conn, event.id)?;
     Ok(Loaded {
         booking,
         event,
@@ -112,6 +115,7 @@ fn load_on(conn: &mut diesel::PgConnection, token: &str) -> AppResult<Loaded> {
         attendees,
         types,
         waivers,
+        qr_key,
     })
 }
 
@@ -167,7 +171,7 @@ fn context(l: &Loaded, with_qr: bool) -> serde_json::Value {
             email: a.email.clone(),
             ticket_code: a.ticket_code.clone(),
             checked_in: a.checked_in_at.is_some(),
-            qr_svg: with_qr.then(|| qr_svg(&a.ticket_code)),
+            qr_svg: with_qr.then(|| qr_svg(&l.qr_key.payload(&a.ticket_code))),
             waiver: waiver_of(a).map(|w| {
                 if w.signed_at.is_some() {
                     "signed"
