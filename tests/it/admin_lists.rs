@@ -806,3 +806,66 @@ async fn states_are_shown_in_words() {
         assert!(page.contains("admin.css"), "{path}");
     }
 }
+
+/// The migration that gives events their currency takes it from their ticket types: the most
+/// common one, the others brought into line and noted in the audit log.
+#[test]
+fn the_currency_migration_takes_the_most_common_currency_and_notes_the_others() {
+    use diesel_migrations::MigrationHarness;
+    let db = crate::helpers::TestDb::empty();
+    let mut conn = db.conn();
+    ticketing::db::run_migrations(&mut conn).unwrap();
+    loop {
+        let reverted = conn
+            .revert_last_migration(ticketing::db::MIGRATIONS)
+            .unwrap()
+            .to_string();
+        if reverted.replace('-', "").starts_with("20261204000070") {
+            break;
+        }
+    }
+    diesel::sql_query(
+        "INSERT INTO events (id, slug, title, description, venue, timezone, starts_at, ends_at,
+                             capacity, visibility, waiver_required, waiver_text)
+         VALUES (1, 'mixed', 'Mixed', '', 'Hall', 'Europe/Berlin', now(), now() + interval '1 hour',
+                 10, 'draft', false, ''),
+                (2, 'dollars', 'Dollars', '', 'Hall', 'America/New_York', now(),
+                 now() + interval '1 hour', 10, 'draft', false, ''),
+                (3, 'none', 'None', '', 'Hall', 'Europe/Berlin', now(), now() + interval '1 hour',
+                 10, 'draft', false, '')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO ticket_types (id, event_id, name, price_minor, currency, capacity)
+         VALUES (1, 1, 'A', 100, 'USD', 5), (2, 1, 'B', 100, 'GBP', 5), (3, 1, 'C', 100, 'GBP', 5),
+                (4, 2, 'D', 100, 'USD', 5)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    conn.run_pending_migrations(ticketing::db::MIGRATIONS)
+        .unwrap();
+    let currencies: Vec<(i64, String)> = events::table
+        .order(events::id)
+        .select((events::id, events::currency))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        currencies,
+        vec![(1, "GBP".into()), (2, "USD".into()), (3, "EUR".into())]
+    );
+    let types: Vec<String> = ticket_types::table
+        .order(ticket_types::id)
+        .select(ticket_types::currency)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(types, vec!["GBP", "GBP", "GBP", "USD"]);
+    let noted: Vec<(String, Option<i64>)> = audit_log::table
+        .select((audit_log::action, audit_log::entity_id))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        noted,
+        vec![("ticket_type.currency_unified".to_string(), Some(1))]
+    );
+}

@@ -234,6 +234,8 @@ async fn making_an_event_private_again_gives_it_a_new_link_and_old_links_stay_de
     let event = EventSpec::public("again", 30)
         .visibility("private")
         .insert(&mut c);
+    // An event without ticket types stays a draft (issue 16).
+    add_ticket_type(&mut c, &event, "Seat", 1000, 10);
     let id = event.id;
     let csrf = admin_session(&app).await;
     let edit = |visibility: &str| {

@@ -528,7 +528,7 @@ pub(super) async fn event_page_ctx(db: &Db, id: i64) -> AppResult<(Event, Vec<Ti
 fn types_json(types: &[TicketType], tz: chrono_tz::Tz) -> Vec<Value> {
     types
         .iter()
-        .map(|t| json!({ "id": t.id, "name": t.name, "description": t.description, "price": crate::money::Money::new(t.price_minor, &t.currency).decimal_string(), "currency": t.currency,
+        .map(|t| json!({ "id": t.id, "name": t.name, "description": t.description, "price": crate::money::Money::new(t.price_minor, &t.currency).decimal_string(), "price_shown": t.price().display(), "currency": t.currency,
                          "capacity": t.capacity, "taken": t.seats_taken, "max_per_booking": t.max_per_booking,
                          "opens": t.sales_open_at.map(|a| to_local_input(a, tz)).unwrap_or_default(), "closes": t.sales_close_at.map(|a| to_local_input(a, tz)).unwrap_or_default() }))
         .collect()
