@@ -19,7 +19,7 @@ async fn post(app: &TestApp, path: &str, body: &str) -> (Status, Option<String>,
         .client
         .post(path.to_string())
         .header(ContentType::Form)
-        .body(body.to_string())
+        .body(body)
         .dispatch()
         .await;
     let status = res.status();
