@@ -82,6 +82,27 @@
     if (state) state.textContent = text;
   }
 
+  // The counts from the downloaded list and this device's queued scans.
+  function renderCounts(list, queue) {
+    var count = document.getElementById("door-count");
+    if (!count || !list) return;
+    var mine = (queue || []).map(function (q) { return normalize(q.code.split(".")[0]); });
+    var usable = list.attendees.filter(function (a) { return a.usability === "valid"; });
+    var isIn = function (a) { return !!a.checked_in_at || mine.indexOf(a.code) >= 0; };
+    count.textContent = "";
+    count.appendChild(el("strong", null, String(usable.filter(isIn).length)));
+    count.appendChild(document.createTextNode(" of " + usable.length + " checked in"));
+    var types = document.querySelector(".door-types");
+    if (!types) return;
+    var names = [];
+    usable.forEach(function (a) { if (names.indexOf(a.ticket_type) < 0) names.push(a.ticket_type); });
+    types.textContent = "";
+    names.forEach(function (n) {
+      var of = usable.filter(function (a) { return a.ticket_type === n; });
+      types.appendChild(el("li", null, n + ": " + of.filter(isIn).length + " of " + of.length));
+    });
+  }
+
   function download() {
     return fetch("/admin/checkin/" + eventId + "/attendees.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (res) {
@@ -91,6 +112,7 @@
       .then(function (list) {
         return tx("lists", "readwrite", function (s) { s.put({ event: eventId, list: list }); }).then(function () {
           root.setAttribute("data-list", "ready");
+          queued().then(function (q) { renderCounts(list, q); });
           say("Attendee list downloaded (" + list.attendees.length + " tickets): this device can check tickets in offline.");
           return list;
         });
@@ -235,7 +257,10 @@
         if (r.kind === "valid") {
           return tx("queue", "readwrite", function (s) {
             s.add({ event: eventId, code: input.trim(), scanned_at: new Date().toISOString() });
-          }).then(function () { show(r, a); });
+          }).then(queued).then(function (q) {
+            renderCounts(list, q);
+            show(r, a);
+          });
         }
         show(r, a);
       });

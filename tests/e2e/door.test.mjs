@@ -226,6 +226,8 @@ journey("5-door-staff", async ({ person }) => {
   const duplicate = second.page.locator("[data-sync=duplicate]");
   await duplicate.waitFor();
   assert.match(await duplicate.textContent(), /Already checked in at .* by another device: Ada Ng/);
+  // Its counts follow the list downloaded after the sync.
+  await second.page.locator("#door-count", { hasText: "3 of 3 checked in" }).waitFor();
   await second.check("synced-duplicate");
   await page.reload();
   assert.match(await page.locator("#door-count").textContent(), /3 of 3 checked in/);
