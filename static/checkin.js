@@ -120,15 +120,20 @@
   }
 
   // Asks the service worker to cache this event's page and its files (the worker fetches
-  // them, so that leaving the page does not cut the caching short).
+  // them, so that leaving the page does not cut the caching short); true once they are.
   function cacheShell() {
-    if (!("serviceWorker" in navigator)) return;
+    if (!("serviceWorker" in navigator)) return Promise.resolve(false);
     var urls = ["/admin/checkin/" + eventId];
     document.querySelectorAll("link[rel=stylesheet], link[rel=manifest], script[src]").forEach(function (el) {
       urls.push(el.getAttribute("href") || el.getAttribute("src"));
     });
-    navigator.serviceWorker.ready.then(function (reg) {
-      if (reg.active) reg.active.postMessage({ cache: urls });
+    return navigator.serviceWorker.ready.then(function (reg) {
+      return new Promise(function (resolve) {
+        var channel = new MessageChannel();
+        channel.port1.onmessage = function (e) { resolve(!!(e.data && e.data.cached)); };
+        reg.active.postMessage({ cache: urls }, [channel.port2]);
+        setTimeout(function () { resolve(false); }, 10000);
+      });
     });
   }
 
@@ -315,7 +320,14 @@
   });
 
   if (navigator.onLine) {
-    sync().then(function () { return root.getAttribute("data-list") ? null : download(); }).then(cacheShell, function () {});
+    sync()
+      .then(function () { return root.getAttribute("data-list") ? null : download(); })
+      .then(cacheShell)
+      .then(function (cached) {
+        if (!cached) return;
+        root.setAttribute("data-offline-ready", "true");
+        say("This page and the attendee list are saved on this device: it keeps checking tickets offline.");
+      }, function () {});
   } else {
     getList().then(function (s) { say(s ? "Offline: checking against the attendee list on this device." : "Offline, and no attendee list on this device."); });
   }

@@ -199,7 +199,8 @@ journey("5-door-staff", async ({ person }) => {
   const devices = [door, second];
   for (const d of devices) {
     await d.page.goto(`${stack.baseUrl}${meetupPath}`);
-    await d.page.locator("#door[data-list=ready]").waitFor();
+    // The list is downloaded and the page saved by the service worker.
+    await d.page.locator("#door[data-list=ready][data-offline-ready=true]").waitFor();
     await d.page.context().setOffline(true);
   }
   result = await checkIn(page, ada);
