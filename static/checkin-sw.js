@@ -12,7 +12,12 @@ self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim(
 self.addEventListener("message", function (e) {
   var urls = e.data && Array.isArray(e.data.cache) ? e.data.cache : [];
   var own = urls.filter(function (u) { return typeof u === "string" && u.charAt(0) === "/"; });
-  e.waitUntil(caches.open(CACHE).then(function (c) { return c.addAll(own); }).catch(function () {}));
+  var reply = function (cached) {
+    if (e.ports && e.ports[0]) e.ports[0].postMessage({ cached: cached });
+  };
+  e.waitUntil(caches.open(CACHE)
+    .then(function (c) { return c.addAll(own); })
+    .then(function () { reply(true); }, function () { reply(false); }));
 });
 
 self.addEventListener("fetch", function (e) {

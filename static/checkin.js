@@ -82,6 +82,27 @@
     if (state) state.textContent = text;
   }
 
+  // The counts from the downloaded list and this device's queued scans.
+  function renderCounts(list, queue) {
+    var count = document.getElementById("door-count");
+    if (!count || !list) return;
+    var mine = (queue || []).map(function (q) { return normalize(q.code.split(".")[0]); });
+    var usable = list.attendees.filter(function (a) { return a.usability === "valid"; });
+    var isIn = function (a) { return !!a.checked_in_at || mine.indexOf(a.code) >= 0; };
+    count.textContent = "";
+    count.appendChild(el("strong", null, String(usable.filter(isIn).length)));
+    count.appendChild(document.createTextNode(" of " + usable.length + " checked in"));
+    var types = document.querySelector(".door-types");
+    if (!types) return;
+    var names = [];
+    usable.forEach(function (a) { if (names.indexOf(a.ticket_type) < 0) names.push(a.ticket_type); });
+    types.textContent = "";
+    names.forEach(function (n) {
+      var of = usable.filter(function (a) { return a.ticket_type === n; });
+      types.appendChild(el("li", null, n + ": " + of.filter(isIn).length + " of " + of.length));
+    });
+  }
+
   function download() {
     return fetch("/admin/checkin/" + eventId + "/attendees.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (res) {
@@ -91,6 +112,7 @@
       .then(function (list) {
         return tx("lists", "readwrite", function (s) { s.put({ event: eventId, list: list }); }).then(function () {
           root.setAttribute("data-list", "ready");
+          queued().then(function (q) { renderCounts(list, q); });
           say("Attendee list downloaded (" + list.attendees.length + " tickets): this device can check tickets in offline.");
           return list;
         });
@@ -98,15 +120,20 @@
   }
 
   // Asks the service worker to cache this event's page and its files (the worker fetches
-  // them, so that leaving the page does not cut the caching short).
+  // them, so that leaving the page does not cut the caching short); true once they are.
   function cacheShell() {
-    if (!("serviceWorker" in navigator)) return;
+    if (!("serviceWorker" in navigator)) return Promise.resolve(false);
     var urls = ["/admin/checkin/" + eventId];
     document.querySelectorAll("link[rel=stylesheet], link[rel=manifest], script[src]").forEach(function (el) {
       urls.push(el.getAttribute("href") || el.getAttribute("src"));
     });
-    navigator.serviceWorker.ready.then(function (reg) {
-      if (reg.active) reg.active.postMessage({ cache: urls });
+    return navigator.serviceWorker.ready.then(function (reg) {
+      return new Promise(function (resolve) {
+        var channel = new MessageChannel();
+        channel.port1.onmessage = function (e) { resolve(!!(e.data && e.data.cached)); };
+        reg.active.postMessage({ cache: urls }, [channel.port2]);
+        setTimeout(function () { resolve(false); }, 10000);
+      });
     });
   }
 
@@ -235,7 +262,10 @@
         if (r.kind === "valid") {
           return tx("queue", "readwrite", function (s) {
             s.add({ event: eventId, code: input.trim(), scanned_at: new Date().toISOString() });
-          }).then(function () { show(r, a); });
+          }).then(queued).then(function (q) {
+            renderCounts(list, q);
+            show(r, a);
+          });
         }
         show(r, a);
       });
@@ -290,7 +320,14 @@
   });
 
   if (navigator.onLine) {
-    sync().then(function () { return root.getAttribute("data-list") ? null : download(); }).then(cacheShell, function () {});
+    sync()
+      .then(function () { return root.getAttribute("data-list") ? null : download(); })
+      .then(cacheShell)
+      .then(function (cached) {
+        if (!cached) return;
+        root.setAttribute("data-offline-ready", "true");
+        say("This page and the attendee list are saved on this device: it keeps checking tickets offline.");
+      }, function () {});
   } else {
     getList().then(function (s) { say(s ? "Offline: checking against the attendee list on this device." : "Offline, and no attendee list on this device."); });
   }

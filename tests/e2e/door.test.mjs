@@ -199,7 +199,8 @@ journey("5-door-staff", async ({ person }) => {
   const devices = [door, second];
   for (const d of devices) {
     await d.page.goto(`${stack.baseUrl}${meetupPath}`);
-    await d.page.locator("#door[data-list=ready]").waitFor();
+    // The list is downloaded and the page saved by the service worker.
+    await d.page.locator("#door[data-list=ready][data-offline-ready=true]").waitFor();
     await d.page.context().setOffline(true);
   }
   result = await checkIn(page, ada);
@@ -226,6 +227,8 @@ journey("5-door-staff", async ({ person }) => {
   const duplicate = second.page.locator("[data-sync=duplicate]");
   await duplicate.waitFor();
   assert.match(await duplicate.textContent(), /Already checked in at .* by another device: Ada Ng/);
+  // Its counts follow the list downloaded after the sync.
+  await second.page.locator("#door-count", { hasText: "3 of 3 checked in" }).waitFor();
   await second.check("synced-duplicate");
   await page.reload();
   assert.match(await page.locator("#door-count").textContent(), /3 of 3 checked in/);

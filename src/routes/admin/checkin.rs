@@ -801,9 +801,10 @@ fn sync_one(
 }
 
 /// The check-in service worker, served under `/admin/` so that it may control the
-/// check-in pages (a worker's scope is at most its own path).
+/// check-in pages (a worker's scope is at most its own path); staff only, like the pages.
 #[get("/checkin-sw.js")]
 pub(super) async fn service_worker(
+    _staff: Staff,
     config: &State<crate::Config>,
 ) -> AppResult<(ContentType, String)> {
     let body = std::fs::read_to_string(config.static_dir.join("checkin-sw.js"))
