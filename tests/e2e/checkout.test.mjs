@@ -112,12 +112,11 @@ journey("7-checkout-phone", async ({ person }) => {
   assert.ok(emailed.includes(`Your tickets were emailed to ${buyer.email}.`), emailed);
   await booked.getByRole("link", { name: "download all tickets (PDF)" }).waitFor();
   // Every runner signs a waiver: one link each, or the promise of the mails.
-  const waivers = await booked.locator("[data-next-waiver]").count();
-  if (waivers === 0) {
+  for (let i = 0; i < 20 && (await booked.locator("[data-next-waiver]").count()) === 0; i++) {
     assert.match(await booked.textContent(), /we are emailing each of them a link/);
+    await page.waitForTimeout(500);
     await page.reload();
   }
-  await booked.locator("[data-next-waiver]").first().waitFor();
   assert.equal(await booked.locator("[data-next-waiver]").count(), 2);
   await booked.getByRole("link", { name: "Sign the waiver for Tom Vogel" }).waitFor();
   await checkBoth(w, "booked");
@@ -148,6 +147,8 @@ journey("8-checkout-buyer-zone-and-expiry", async ({ person }) => {
 
   // The hold runs out while the buyer types.
   stack.sql(`UPDATE bookings SET hold_expires_at = now() + interval '6 seconds' WHERE access_token = '${token}'`);
+  // The page's own files first: a reload would abort them (a failed request).
+  await page.waitForLoadState("load");
   await page.reload();
   await page.getByLabel("Full name", { exact: true }).fill(buyer.name);
   await page.getByLabel("Email (your tickets go here)").fill(buyer.email);

@@ -105,6 +105,8 @@ journey("1-customer", async ({ person }) => {
     await mailTab.check(`waiver-signed-${attendee.name.split(" ")[0]}`);
   }
 
+  // The page's own files first: a reload would abort them (a failed request).
+  await page.waitForLoadState("load");
   await page.reload();
   assert.equal(await page.locator("[data-waiver-state=signed]").count(), 2);
   assert.equal(await page.locator("[data-waiver-state=unsigned]").count(), 0);
@@ -140,6 +142,8 @@ journey("2-cancel-and-expiry", async ({ person }) => {
   const token = new URL(page.url()).pathname.split("/").pop();
   // The deadline moves to a few seconds from now (enough for a slow machine to reload first).
   stack.sql(`UPDATE bookings SET hold_expires_at = now() + interval '6 seconds' WHERE access_token = '${token}'`);
+  // The page's own files first: a reload would abort them (a failed request).
+  await page.waitForLoadState("load");
   await page.reload();
   await page.locator(".hold-expired", { hasText: "Your hold has expired" }).waitFor({ timeout: 15000 });
   await w.check("countdown-expired");
