@@ -89,7 +89,7 @@ journey("6-trust", async ({ person }) => {
     await download.saveAs(path);
     return pdfText(path);
   };
-  const all = await save(page.getByRole("link", { name: "Download all tickets (PDF)" }), "6-trust-tickets.pdf");
+  const all = await save(page.getByRole("link", { name: "Download all tickets (PDF)", exact: true }), "6-trust-tickets.pdf");
   for (const [i, who] of [buyer, friend].entries()) {
     assert.ok(all.includes(who.name) && all.includes(codes[i]), `all tickets PDF lacks ${who.name}:\n${all}`);
   }
