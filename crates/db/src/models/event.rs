@@ -269,7 +269,6 @@ impl Event {
             .load(conn)
     }
 
-    /// Sets the venue's address and coordinates.
     /// Sets the event's currency (issue 16); the database carries it to the event's ticket
     /// types (foreign key on `(event_id, currency)` with ON UPDATE CASCADE).
     pub fn set_currency(conn: &mut PgConnection, id: i64, currency: &str) -> QueryResult<()> {
@@ -282,6 +281,7 @@ impl Event {
             .map(|_| ())
     }
 
+    /// Sets the venue's address and coordinates.
     pub fn set_place(conn: &mut PgConnection, id: i64, place: &EventPlace) -> QueryResult<()> {
         diesel::update(events::table.find(id))
             .set((place, events::updated_at.eq(diesel::dsl::now)))
